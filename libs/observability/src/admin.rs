@@ -1,0 +1,153 @@
+//! The admin HTTP surface every service serves on its own port: `/livez`, `/readyz`, `/metrics`.
+//!
+//! Liveness only says the process answers; readiness follows the service's lifecycle
+//! (starting → ready → draining) so load balancers stop sending work before shutdown begins.
+
+use std::sync::Arc;
+
+use axum::{Router, extract::State, http::StatusCode, http::header, response::IntoResponse, routing::get};
+use tokio::sync::watch;
+
+use crate::metrics::MetricsHandle;
+
+/// Where a service is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadinessState {
+    /// Listeners are being set up; not yet taking work.
+    Starting,
+    /// Taking work.
+    Ready,
+    /// Shutting down: finishing work in flight, taking no new work.
+    Draining,
+}
+
+impl ReadinessState {
+    /// Lower-case name, as `/readyz` reports it.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Ready => "ready",
+            Self::Draining => "draining",
+        }
+    }
+}
+
+/// Shared, observable readiness of one service. Clones share the same state.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    state: Arc<watch::Sender<ReadinessState>>,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Readiness {
+    /// A new readiness in [`ReadinessState::Starting`].
+    #[must_use]
+    pub fn new() -> Self {
+        Self { state: Arc::new(watch::Sender::new(ReadinessState::Starting)) }
+    }
+
+    /// Marks the service ready, unless it is already draining (draining is final).
+    pub fn set_ready(&self) {
+        self.state.send_if_modified(|state| {
+            let change = *state == ReadinessState::Starting;
+            if change {
+                *state = ReadinessState::Ready;
+            }
+            change
+        });
+    }
+
+    /// Marks the service draining; it never becomes ready again.
+    pub fn set_draining(&self) {
+        self.state.send_replace(ReadinessState::Draining);
+    }
+
+    /// The current state.
+    #[must_use]
+    pub fn state(&self) -> ReadinessState {
+        *self.state.borrow()
+    }
+
+    /// A receiver that sees every change, e.g. to drive gRPC health.
+    #[must_use]
+    pub fn subscribe(&self) -> watch::Receiver<ReadinessState> {
+        self.state.subscribe()
+    }
+}
+
+#[derive(Clone)]
+struct AdminState {
+    readiness: Readiness,
+    metrics: MetricsHandle,
+}
+
+/// The admin router: `/livez`, `/readyz` and `/metrics`.
+pub fn router(readiness: Readiness, metrics: MetricsHandle) -> Router {
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .with_state(AdminState { readiness, metrics })
+}
+
+async fn livez() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    let current = state.readiness.state();
+    let code = if current == ReadinessState::Ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, format!("{}\n", current.as_str()))
+}
+
+async fn render_metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    // Rendering walks every series; keep it off the reactor threads that serve requests.
+    let metrics = state.metrics.clone();
+    let body = tokio::task::spawn_blocking(move || metrics.render()).await.unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    async fn get_path(router: Router, path: &str) -> (StatusCode, String) {
+        let request = http::Request::get(path).body(Body::empty()).expect("request");
+        let response = router.oneshot(request).await.expect("response");
+        let status = response.status();
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn readyz_follows_starting_ready_and_draining() {
+        let readiness = Readiness::new();
+        let router = router(readiness.clone(), crate::metrics::install(&crate::ServiceInfo::new("t", "0", None)));
+        assert_eq!(get_path(router.clone(), "/readyz").await, (StatusCode::SERVICE_UNAVAILABLE, "starting\n".into()));
+        readiness.set_ready();
+        assert_eq!(get_path(router.clone(), "/readyz").await, (StatusCode::OK, "ready\n".into()));
+        readiness.set_draining();
+        readiness.set_ready();
+        assert_eq!(get_path(router.clone(), "/readyz").await, (StatusCode::SERVICE_UNAVAILABLE, "draining\n".into()));
+        assert_eq!(get_path(router, "/livez").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn metrics_shows_build_info_and_process_metrics() {
+        let router = router(Readiness::new(), crate::metrics::install(&crate::ServiceInfo::new("t", "0", None)));
+        let (status, body) = get_path(router, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("axiom25_build_info{"), "{body}");
+        assert!(body.contains("process_resident_memory_bytes"), "{body}");
+        assert!(body.contains("process_start_time_seconds"), "{body}");
+    }
+}

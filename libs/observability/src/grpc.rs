@@ -1,0 +1,288 @@
+//! Tower layers for tonic servers and clients: one span per call (W3C context extracted on the
+//! server, injected on the client) and the RED histograms of CONTRACTS §5,
+//! `rpc_server_duration_seconds` / `rpc_client_duration_seconds` with `rpc_service`, `rpc_method`
+//! and `rpc_grpc_status_code`.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{HeaderMap, Request, Response};
+use pin_project_lite::pin_project;
+use tonic::Code;
+use tower::{Layer, Service};
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::body::{BodyEnd, ObservedBody, OnBodyEnd};
+use crate::propagation;
+
+/// Label value standing in for a method name the server does not know, so a client probing
+/// random paths cannot create unbounded series (the OpenTelemetry conventions use `_OTHER` alike).
+pub const OTHER: &str = "_OTHER";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Server,
+    Client,
+}
+
+/// Traces and measures every call a tonic server receives.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcServerLayer;
+
+/// Traces and measures every call a tonic client makes, propagating the trace context.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcClientLayer;
+
+impl<S> Layer<S> for GrpcServerLayer {
+    type Service = GrpcTelemetry<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcTelemetry { inner, side: Side::Server }
+    }
+}
+
+impl<S> Layer<S> for GrpcClientLayer {
+    type Service = GrpcTelemetry<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcTelemetry { inner, side: Side::Client }
+    }
+}
+
+/// The service produced by [`GrpcServerLayer`] and [`GrpcClientLayer`].
+#[derive(Debug, Clone)]
+pub struct GrpcTelemetry<S> {
+    inner: S,
+    side: Side,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for GrpcTelemetry<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ObservedBody<ResBody, CallRecord>>;
+    type Error = S::Error;
+    type Future = GrpcFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let (service, method) = split_path(request.uri().path());
+        let (service, method) = (service.to_owned(), method.to_owned());
+        let span = match self.side {
+            Side::Server => tracing::info_span!(
+                "grpc.server",
+                otel.name = format!("{service}/{method}"),
+                otel.kind = "server",
+                rpc.system = "grpc",
+                rpc.service = service.as_str(),
+                rpc.method = method.as_str(),
+                rpc.grpc.status_code = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+                otel.status_description = tracing::field::Empty,
+            ),
+            Side::Client => tracing::info_span!(
+                "grpc.client",
+                otel.name = format!("{service}/{method}"),
+                otel.kind = "client",
+                rpc.system = "grpc",
+                rpc.service = service.as_str(),
+                rpc.method = method.as_str(),
+                rpc.grpc.status_code = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+                otel.status_description = tracing::field::Empty,
+            ),
+        };
+        match self.side {
+            Side::Server => {
+                // A span that is disabled by the log filter has no context to join; that is fine.
+                let _ = span.set_parent(propagation::extract(request.headers()));
+            }
+            Side::Client => propagation::inject(&span.context(), request.headers_mut()),
+        }
+        let record = CallRecord {
+            side: self.side,
+            service,
+            method,
+            start: Instant::now(),
+            header_status: None,
+            span: span.clone(),
+        };
+        let inner = span.in_scope(|| self.inner.call(request));
+        GrpcFuture { inner, record: Some(record) }
+    }
+}
+
+pin_project! {
+    /// Response future of [`GrpcTelemetry`].
+    pub struct GrpcFuture<F> {
+        #[pin]
+        inner: F,
+        record: Option<CallRecord>,
+    }
+}
+
+impl<F, ResBody, E> Future for GrpcFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = Result<Response<ObservedBody<ResBody, CallRecord>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let polled = match this.record.as_ref() {
+            Some(record) => record.span.in_scope(|| this.inner.poll(cx)),
+            None => this.inner.poll(cx),
+        };
+        let result = match polled {
+            Poll::Ready(result) => result,
+            Poll::Pending => return Poll::Pending,
+        };
+        let Some(mut record) = this.record.take() else {
+            panic!("GrpcFuture polled after completion");
+        };
+        Poll::Ready(match result {
+            Ok(response) => {
+                // A "trailers-only" answer (every error tonic returns early) carries its status
+                // in the headers.
+                record.header_status = grpc_status(response.headers());
+                Ok(response.map(|body| ObservedBody::new(body, record)))
+            }
+            Err(error) => {
+                record.finish(Code::Unavailable, None);
+                Err(error)
+            }
+        })
+    }
+}
+
+/// What one call records when its response body ends.
+#[derive(Debug)]
+pub struct CallRecord {
+    side: Side,
+    service: String,
+    method: String,
+    start: Instant,
+    header_status: Option<Code>,
+    span: Span,
+}
+
+impl CallRecord {
+    fn finish(self, code: Code, message: Option<&str>) {
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let unknown_method = code == Code::Unimplemented && self.side == Side::Server;
+        let (service, method) =
+            if unknown_method { (OTHER.to_owned(), OTHER.to_owned()) } else { (self.service, self.method) };
+        let labels =
+            [("rpc_service", service), ("rpc_method", method), ("rpc_grpc_status_code", (code as i32).to_string())];
+        match self.side {
+            Side::Server => metrics::histogram!("rpc_server_duration_seconds", &labels).record(elapsed),
+            Side::Client => metrics::histogram!("rpc_client_duration_seconds", &labels).record(elapsed),
+        }
+        self.span.record("rpc.grpc.status_code", code as i64);
+        if is_span_error(self.side, code) {
+            self.span.record("otel.status_code", "error");
+            self.span.record("otel.status_description", message.unwrap_or_else(|| code.description()));
+        }
+    }
+}
+
+impl OnBodyEnd for CallRecord {
+    fn on_end(self, end: BodyEnd<'_>) {
+        let (code, message) = match end {
+            BodyEnd::Trailers(trailers) => (grpc_status(trailers), grpc_message(trailers)),
+            BodyEnd::Finished => (None, None),
+            BodyEnd::Aborted => (Some(Code::Cancelled), None),
+        };
+        let code = code.or(self.header_status).unwrap_or(Code::Unknown);
+        self.finish(code, message.as_deref());
+    }
+}
+
+/// Server spans are errors only for codes that mean the server failed (OpenTelemetry's gRPC
+/// conventions); client spans are errors for every non-OK code.
+fn is_span_error(side: Side, code: Code) -> bool {
+    match side {
+        Side::Client => code != Code::Ok,
+        Side::Server => matches!(
+            code,
+            Code::Unknown
+                | Code::DeadlineExceeded
+                | Code::Unimplemented
+                | Code::Internal
+                | Code::Unavailable
+                | Code::DataLoss
+        ),
+    }
+}
+
+fn grpc_status(headers: &HeaderMap) -> Option<Code> {
+    let value = headers.get("grpc-status")?;
+    Some(Code::from_bytes(value.as_bytes()))
+}
+
+fn grpc_message(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("grpc-message")?.to_str().ok()?;
+    Some(percent_decode(value))
+}
+
+/// grpc-message is percent-encoded on the wire (gRPC over HTTP/2 spec).
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = || std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex()) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `/pkg.Service/Method` → (`pkg.Service`, `Method`); anything else is reported as `_OTHER`.
+fn split_path(path: &str) -> (&str, &str) {
+    path.strip_prefix('/')
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(service, method)| !service.is_empty() && !method.is_empty() && !method.contains('/'))
+        .unwrap_or((OTHER, OTHER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_path_separates_service_and_method() {
+        assert_eq!(
+            split_path("/axiom25.matrix.v1.MatrixService/Multiply"),
+            ("axiom25.matrix.v1.MatrixService", "Multiply")
+        );
+        assert_eq!(split_path("/"), (OTHER, OTHER));
+        assert_eq!(split_path("/a/b/c"), (OTHER, OTHER));
+        assert_eq!(split_path("nope"), (OTHER, OTHER));
+    }
+
+    #[test]
+    fn grpc_message_is_percent_decoded() {
+        assert_eq!(percent_decode("a%20is%202%C3%973"), "a is 2×3");
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+
+    #[test]
+    fn server_spans_are_errors_only_for_server_faults() {
+        assert!(!is_span_error(Side::Server, Code::InvalidArgument));
+        assert!(is_span_error(Side::Server, Code::Unavailable));
+        assert!(is_span_error(Side::Client, Code::InvalidArgument));
+        assert!(!is_span_error(Side::Client, Code::Ok));
+    }
+}
