@@ -108,6 +108,7 @@ where
             method,
             start: Instant::now(),
             header_status: None,
+            header_message: None,
             span: span.clone(),
         };
         let inner = span.in_scope(|| self.inner.call(request));
@@ -148,6 +149,7 @@ where
                 // A "trailers-only" answer (every error tonic returns early) carries its status
                 // in the headers.
                 record.header_status = grpc_status(response.headers());
+                record.header_message = grpc_message(response.headers());
                 Ok(response.map(|body| ObservedBody::new(body, record)))
             }
             Err(error) => {
@@ -166,6 +168,7 @@ pub struct CallRecord {
     method: String,
     start: Instant,
     header_status: Option<Code>,
+    header_message: Option<String>,
     span: Span,
 }
 
@@ -190,14 +193,19 @@ impl CallRecord {
 }
 
 impl OnBodyEnd for CallRecord {
-    fn on_end(self, end: BodyEnd<'_>) {
-        let (code, message) = match end {
-            BodyEnd::Trailers(trailers) => (grpc_status(trailers), grpc_message(trailers)),
-            BodyEnd::Finished => (None, None),
-            BodyEnd::Aborted => (Some(Code::Cancelled), None),
+    fn on_end(mut self, end: BodyEnd<'_>) {
+        // A trailers-only answer's status is final even if its (empty) body is never polled.
+        let code = match end {
+            BodyEnd::Trailers(trailers) => grpc_status(trailers).or(self.header_status),
+            BodyEnd::Finished => self.header_status,
+            BodyEnd::Aborted => self.header_status.or(Some(Code::Cancelled)),
         };
-        let code = code.or(self.header_status).unwrap_or(Code::Unknown);
-        self.finish(code, message.as_deref());
+        let message = match end {
+            BodyEnd::Trailers(trailers) => grpc_message(trailers),
+            _ => None,
+        };
+        let message = message.or_else(|| self.header_message.take());
+        self.finish(code.unwrap_or(Code::Unknown), message.as_deref());
     }
 }
 

@@ -1,1 +1,8 @@
-//! x
+//! Integration tests: the real server on port 0 called through a real tonic client.
+
+mod helpers;
+mod observability;
+mod probes;
+mod rpc;
+mod shutdown;
+mod statuses;
