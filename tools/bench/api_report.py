@@ -141,6 +141,7 @@ def main():
         f"| 64×64 Multiply round trip, {m['clients']} concurrent clients, {m['calls']} calls: p50 | {m['p50_ms']:.3f} ms | |",
         f"| … p90 / p99 / p99.9 / max | {m['p90_ms']:.3f} / {m['p99_ms']:.3f} / {m['p999_ms']:.3f} / {m['max_ms']:.3f} ms | p99 < 2 ms |",
         f"| … throughput | {m['throughput_per_s']:.0f} calls/s | |",
+        f"| … server CPU per call (the rest of the 2 cores runs the load generator) | {m['server_cpu_us_per_call']:.0f} µs | |",
         "",
         "The load generator runs in the same 2-core machine as the server, so client and server share the CPU.",
         "",

@@ -3,7 +3,10 @@
 //! Liveness only says the process answers; readiness follows the service's lifecycle
 //! (starting → ready → draining) so load balancers stop sending work before shutdown begins.
 
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::{Router, extract::State, http::StatusCode, http::header, response::IntoResponse, routing::get};
 use tokio::sync::watch;
@@ -113,6 +116,25 @@ async fn render_metrics(State(state): State<AdminState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }
 
+/// Asks a service's own `/readyz` whether it is ready: the container health check of images that
+/// carry no shell and no curl (`<binary> healthcheck`). A wildcard bind address is probed on
+/// loopback.
+#[must_use]
+pub fn probe_ready(host: IpAddr, port: u16, timeout: Duration) -> bool {
+    let host = if host.is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { host };
+    let Ok(mut stream) = TcpStream::connect_timeout(&SocketAddr::new(host, port), timeout) else {
+        return false;
+    };
+    if stream.set_read_timeout(Some(timeout)).is_err() || stream.set_write_timeout(Some(timeout)).is_err() {
+        return false;
+    }
+    let request = b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let mut status_line = [0u8; 12];
+    stream.write_all(request).is_ok()
+        && stream.read_exact(&mut status_line).is_ok()
+        && (status_line.starts_with(b"HTTP/1.1 200") || status_line.starts_with(b"HTTP/1.0 200"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +161,26 @@ mod tests {
         readiness.set_ready();
         assert_eq!(get_path(router.clone(), "/readyz").await, (StatusCode::SERVICE_UNAVAILABLE, "draining\n".into()));
         assert_eq!(get_path(router, "/livez").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_health_check_probe_follows_readiness() {
+        let readiness = Readiness::new();
+        let app = router(readiness.clone(), crate::metrics::install(&crate::ServiceInfo::new("t", "0", None)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let probe = move || {
+            tokio::task::spawn_blocking(move || probe_ready(IpAddr::from([0, 0, 0, 0]), port, Duration::from_secs(2)))
+        };
+        assert!(!probe().await.expect("join"), "starting is not ready");
+        readiness.set_ready();
+        assert!(probe().await.expect("join"));
+        readiness.set_draining();
+        assert!(!probe().await.expect("join"), "draining is not ready");
+        let closed =
+            tokio::task::spawn_blocking(|| probe_ready(IpAddr::from([127, 0, 0, 1]), 9, Duration::from_secs(1)));
+        assert!(!closed.await.expect("join"), "nothing listening is not ready");
     }
 
     #[tokio::test]

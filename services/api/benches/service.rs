@@ -68,6 +68,15 @@ fn rss_kib(child: &Child) -> u64 {
         .expect("VmRSS")
 }
 
+/// CPU seconds (user + system) the process has used, from /proc/PID/stat.
+fn cpu_seconds(child: &Child) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id().expect("running"))).expect("proc");
+    let after_name = stat.rsplit_once(')').expect("stat format").1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    ticks / 100.0
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index].as_secs_f64() * 1e3
@@ -104,6 +113,7 @@ async fn main() {
         clients.push(MatrixServiceClient::new(channel(addr).await));
     }
     let began = Instant::now();
+    let server_cpu_before = cpu_seconds(&child);
     let tasks: Vec<_> = clients
         .into_iter()
         .map(|mut client| {
@@ -127,6 +137,7 @@ async fn main() {
         latencies.extend(task.await.expect("client"));
     }
     let wall = began.elapsed().as_secs_f64();
+    let server_cpu = cpu_seconds(&child) - server_cpu_before;
     latencies.sort();
     let loaded_rss_kib = rss_kib(&child);
     drop(child);
@@ -144,6 +155,7 @@ async fn main() {
             "p999_ms": percentile(&latencies, 0.999),
             "max_ms": percentile(&latencies, 1.0),
             "throughput_per_s": (CLIENTS * (WARMUP_PER_CLIENT + CALLS_PER_CLIENT)) as f64 / wall,
+            "server_cpu_us_per_call": server_cpu * 1e6 / (CLIENTS * (WARMUP_PER_CLIENT + CALLS_PER_CLIENT)) as f64,
         },
         "cores": std::thread::available_parallelism().map_or(1, usize::from),
     });

@@ -2,7 +2,9 @@
 //!
 //! A request first takes an admission slot (`limits.max_in_flight`); when none is free it is shed
 //! at once with UNAVAILABLE instead of queueing without bound. It then waits for one of the
-//! `compute.workers` CPU slots and runs on tokio's blocking pool, off the reactor. When the
+//! `compute.workers` CPU slots and runs on tokio's blocking pool, off the reactor. Work estimated
+//! below [`INLINE_FLOPS`] (tens of microseconds) runs in place instead: the hop to another thread
+//! would cost more than the work. When the
 //! handler future is dropped (the client cancelled, or [`crate::edge`] answered its deadline)
 //! the computation's [`CancelToken`] is set and the work is abandoned at its next checkpoint
 //! rather than finished in the background.
@@ -23,6 +25,9 @@ pub struct ComputeGate {
     workers: Arc<Semaphore>,
 }
 
+/// Computations estimated below this many floating-point operations run on the calling task.
+pub const INLINE_FLOPS: f64 = 1e6;
+
 /// Cancels the token when dropped: the handler future is dropped when the client cancels.
 struct CancelOnDrop(CancelToken);
 
@@ -30,6 +35,11 @@ impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         self.0.cancel();
     }
+}
+
+fn panicked() -> Status {
+    tracing::error!("Computation panicked");
+    Status::internal("the computation failed unexpectedly; it has been logged")
 }
 
 /// Raises a saturation gauge for as long as it lives.
@@ -59,12 +69,13 @@ impl ComputeGate {
         }
     }
 
-    /// Runs `work` on a CPU slot.
+    /// Runs `work`, estimated at `flops` floating-point operations, on a CPU slot (or in place
+    /// when it is small).
     ///
     /// # Errors
     /// UNAVAILABLE when shed, INTERNAL if the computation panicked (the process survives), or
     /// the computation's own error.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, Status>
+    pub async fn run<T, F>(&self, flops: f64, work: F) -> Result<T, Status>
     where
         T: Send + 'static,
         F: FnOnce(&CancelToken) -> Result<T, LinalgError> + Send + 'static,
@@ -79,6 +90,12 @@ impl ComputeGate {
         let _in_flight = GaugeGuard::up("axiom25_api_requests_in_flight");
         let cancel = CancelToken::default();
         let _cancel_on_drop = CancelOnDrop(cancel.clone());
+        if flops < INLINE_FLOPS {
+            return match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&cancel))) {
+                Ok(result) => result.map_err(status_from),
+                Err(_) => Err(panicked()),
+            };
+        }
         let worker = Arc::clone(&self.workers)
             .acquire_owned()
             .await
@@ -95,10 +112,7 @@ impl ComputeGate {
         });
         match task.await {
             Ok(result) => result.map_err(status_from),
-            Err(_) => {
-                tracing::error!("Computation panicked");
-                Err(Status::internal("the computation failed unexpectedly; it has been logged"))
-            }
+            Err(_) => Err(panicked()),
         }
     }
 }
@@ -108,6 +122,9 @@ mod tests {
     use super::*;
     use tonic::Code;
 
+    /// A cost that always takes a worker.
+    const BIG: f64 = 1e12;
+
     #[tokio::test]
     async fn requests_beyond_the_admission_limit_are_shed_with_unavailable() {
         let gate = ComputeGate::new(1, 1);
@@ -116,7 +133,7 @@ mod tests {
         let busy = {
             let gate = gate.clone();
             tokio::spawn(async move {
-                gate.run(move |_| {
+                gate.run(BIG, move |_| {
                     let _ = started_tx.send(());
                     let _ = release_rx.recv();
                     Ok(1)
@@ -125,11 +142,11 @@ mod tests {
             })
         };
         tokio::task::spawn_blocking(move || started_rx.recv()).await.expect("join").expect("started");
-        let shed = gate.run(|_| Ok(2)).await.expect_err("shed");
+        let shed = gate.run(BIG, |_| Ok(2)).await.expect_err("shed");
         assert_eq!(shed.code(), Code::Unavailable);
         release_tx.send(()).expect("release");
         assert_eq!(busy.await.expect("join").expect("served"), 1);
-        assert_eq!(gate.run(|_| Ok(3)).await.expect("admitted again"), 3);
+        assert_eq!(gate.run(BIG, |_| Ok(3)).await.expect("admitted again"), 3);
     }
 
     #[tokio::test]
@@ -138,7 +155,7 @@ mod tests {
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let (seen_tx, seen_rx) = std::sync::mpsc::channel();
         let call = tokio::spawn(async move {
-            gate.run(move |cancel| {
+            gate.run(BIG, move |cancel| {
                 let _ = started_tx.send(());
                 while !cancel.is_cancelled() {
                     std::thread::sleep(std::time::Duration::from_millis(1));
@@ -159,8 +176,10 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_computation_is_an_internal_error_not_a_crash() {
         let gate = ComputeGate::new(4, 1);
-        let status = gate.run(|_| -> Result<(), LinalgError> { panic!("boom") }).await.expect_err("internal");
+        let status = gate.run(BIG, |_| -> Result<(), LinalgError> { panic!("boom") }).await.expect_err("internal");
         assert_eq!(status.code(), Code::Internal);
-        assert_eq!(gate.run(|_| Ok(7)).await.expect("still serving"), 7);
+        assert_eq!(gate.run(BIG, |_| Ok(7)).await.expect("still serving"), 7);
+        let inline = gate.run(1.0, |_| -> Result<(), LinalgError> { panic!("small boom") }).await;
+        assert_eq!(inline.expect_err("internal").code(), Code::Internal);
     }
 }

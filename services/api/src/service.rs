@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use crate::compute::ComputeGate;
 use crate::convert::{Limits, dense_from_proto, dense_to_proto};
-use crate::linalg::{self, DecompositionKind};
+use crate::linalg::{self, DecompositionKind, Dense};
 
 /// The Matrix service.
 #[derive(Debug, Clone)]
@@ -27,6 +27,18 @@ impl MatrixApi {
     pub const fn new(limits: Limits, gate: ComputeGate) -> Self {
         Self { limits, gate }
     }
+}
+
+/// rows·cols of `a`, for cost estimates.
+fn dims(a: &Dense) -> f64 {
+    a.rows() as f64 * a.cols() as f64
+}
+
+/// About the cost of one factorization of `a`: rows·cols·min(rows, cols). The estimates only
+/// decide whether work is worth a thread hop; decompositions are weighted up (SVD and eigen
+/// iterate).
+fn cubic(a: &Dense) -> f64 {
+    dims(a) * a.rows().min(a.cols()) as f64
 }
 
 fn decomposition_kind(kind: i32) -> Result<DecompositionKind, Status> {
@@ -48,26 +60,28 @@ impl MatrixService for MatrixApi {
     async fn multiply(&self, request: Request<MultiplyRequest>) -> Result<Response<MultiplyResponse>, Status> {
         let MultiplyRequest { a, b } = request.into_inner();
         let (a, b) = (dense_from_proto("a", a, self.limits)?, dense_from_proto("b", b, self.limits)?);
-        let result = self.gate.run(move |cancel| linalg::multiply(&a, &b, cancel)).await?;
+        let flops = 2.0 * dims(&a) * b.cols() as f64;
+        let result = self.gate.run(flops, move |cancel| linalg::multiply(&a, &b, cancel)).await?;
         Ok(Response::new(MultiplyResponse { result: Some(dense_to_proto(result)) }))
     }
 
     async fn solve(&self, request: Request<SolveRequest>) -> Result<Response<SolveResponse>, Status> {
         let SolveRequest { a, b } = request.into_inner();
         let (a, b) = (dense_from_proto("a", a, self.limits)?, dense_from_proto("b", b, self.limits)?);
-        let result = self.gate.run(move |cancel| linalg::solve(&a, &b, cancel)).await?;
+        let flops = cubic(&a) + 2.0 * dims(&a) * b.cols() as f64;
+        let result = self.gate.run(flops, move |cancel| linalg::solve(&a, &b, cancel)).await?;
         Ok(Response::new(SolveResponse { result: Some(dense_to_proto(result)) }))
     }
 
     async fn invert(&self, request: Request<InvertRequest>) -> Result<Response<InvertResponse>, Status> {
         let a = dense_from_proto("a", request.into_inner().a, self.limits)?;
-        let result = self.gate.run(move |cancel| linalg::invert(&a, cancel)).await?;
+        let result = self.gate.run(3.0 * cubic(&a), move |cancel| linalg::invert(&a, cancel)).await?;
         Ok(Response::new(InvertResponse { result: Some(dense_to_proto(result)) }))
     }
 
     async fn determinant(&self, request: Request<DeterminantRequest>) -> Result<Response<DeterminantResponse>, Status> {
         let a = dense_from_proto("a", request.into_inner().a, self.limits)?;
-        let value = self.gate.run(move |cancel| linalg::determinant(&a, cancel)).await?;
+        let value = self.gate.run(cubic(&a), move |cancel| linalg::determinant(&a, cancel)).await?;
         Ok(Response::new(DeterminantResponse { value }))
     }
 
@@ -75,7 +89,7 @@ impl MatrixService for MatrixApi {
         let DecomposeRequest { a, kind } = request.into_inner();
         let a = dense_from_proto("a", a, self.limits)?;
         let kind = decomposition_kind(kind)?;
-        let factors = self.gate.run(move |cancel| linalg::decompose(&a, kind, cancel)).await?;
+        let factors = self.gate.run(20.0 * cubic(&a), move |cancel| linalg::decompose(&a, kind, cancel)).await?;
         let factors: HashMap<String, _> =
             factors.into_iter().map(|(name, factor)| (name.to_owned(), dense_to_proto(factor))).collect();
         Ok(Response::new(DecomposeResponse { factors }))
@@ -83,7 +97,7 @@ impl MatrixService for MatrixApi {
 
     async fn analyze(&self, request: Request<AnalyzeRequest>) -> Result<Response<AnalyzeResponse>, Status> {
         let a = dense_from_proto("a", request.into_inner().a, self.limits)?;
-        let analysis = self.gate.run(move |cancel| linalg::analyze(&a, cancel)).await?;
+        let analysis = self.gate.run(20.0 * cubic(&a), move |cancel| linalg::analyze(&a, cancel)).await?;
         // Shapes and ranks are bounded by the u32 limits of validated input.
         Ok(Response::new(AnalyzeResponse {
             rows: analysis.rows as u32,

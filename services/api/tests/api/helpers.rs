@@ -16,6 +16,7 @@ use tonic::transport::{Channel, Endpoint};
 
 /// An api running inside the test process.
 pub struct TestApp {
+    pub grpc_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub client: MatrixServiceClient<Channel>,
     pub channel: Channel,
@@ -69,6 +70,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     }));
     let channel = connect(grpc_addr).await;
     TestApp {
+        grpc_addr,
         admin_addr,
         client: MatrixServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
         channel,

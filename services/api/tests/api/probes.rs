@@ -71,3 +71,21 @@ async fn admin_port_serves_livez_readyz_and_metrics() {
     assert_eq!(http_get(app.admin_addr, "/nope").await.0, 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_healthcheck_command_exits_zero_only_while_the_api_is_ready() {
+    let mut api = crate::helpers::ApiProcess::start(&[]).await;
+    let healthcheck = |port: u16| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_axiom25-api"))
+            .arg("healthcheck")
+            .env_clear()
+            .env("AXIOM25__SERVER__ADMIN_PORT", port.to_string())
+            .env("AXIOM25__SERVER__GRPC_PORT", "0")
+            .status()
+    };
+    let admin_port = api.admin_addr.port();
+    assert!(healthcheck(admin_port).await.expect("runs").success());
+    api.terminate().await;
+    api.child.wait().await.expect("exits");
+    assert!(!healthcheck(admin_port).await.expect("runs").success());
+}

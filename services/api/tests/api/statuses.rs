@@ -149,10 +149,11 @@ async fn deadline_exceeded_when_the_clients_deadline_passes() {
     })
     .await
     .expect("the long call starts computing");
-    let mut request = Request::new(MultiplyRequest { a: matrix(1, 1, &[2.]), b: matrix(1, 1, &[3.]) });
+    // Big enough to need a worker (tiny work runs in place and would not wait).
+    let mut request = Request::new(DecomposeRequest { a: dominant(64), kind: Decomposition::Svd as i32 });
     request.set_timeout(Duration::from_millis(100));
     let started = std::time::Instant::now();
-    expect_status(raw_client(api.grpc_addr).multiply(request).await, Code::DeadlineExceeded, "deadline");
+    expect_status(raw_client(api.grpc_addr).decompose(request).await, Code::DeadlineExceeded, "deadline");
     assert!(started.elapsed() < Duration::from_millis(200), "answered at the deadline, not after the long call");
     busy.await.expect("join").expect("the long call is unaffected, and its 16 MiB answer is sent");
     let (_, metrics) = http_get(api.admin_addr, "/metrics").await;
