@@ -122,17 +122,25 @@ async fn render_metrics(State(state): State<AdminState>) -> impl IntoResponse {
 #[must_use]
 pub fn probe_ready(host: IpAddr, port: u16, timeout: Duration) -> bool {
     let host = if host.is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { host };
-    let Ok(mut stream) = TcpStream::connect_timeout(&SocketAddr::new(host, port), timeout) else {
-        return false;
-    };
-    if stream.set_read_timeout(Some(timeout)).is_err() || stream.set_write_timeout(Some(timeout)).is_err() {
-        return false;
-    }
-    let request = b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    let mut status_line = [0u8; 12];
-    stream.write_all(request).is_ok()
-        && stream.read_exact(&mut status_line).is_ok()
-        && (status_line.starts_with(b"HTTP/1.1 200") || status_line.starts_with(b"HTTP/1.0 200"))
+    http_get(SocketAddr::new(host, port), "/readyz", timeout).is_ok_and(|(status, _)| status == 200)
+}
+
+/// A minimal blocking HTTP/1.1 GET of an admin endpoint: (status, body). For health checks and
+/// tests, which must not pull in an HTTP client; not for arbitrary servers (no chunked bodies).
+///
+/// # Errors
+/// When the connection fails, times out, or the answer is not HTTP.
+pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let not_http = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response");
+    let status = response.split(' ').nth(1).and_then(|code| code.parse().ok()).ok_or_else(not_http)?;
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    Ok((status, body))
 }
 
 #[cfg(test)]

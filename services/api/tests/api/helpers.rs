@@ -7,8 +7,7 @@ use std::time::Duration;
 use axiom25_api::{Application, Settings};
 use axiom25_proto::matrix::v1::Matrix;
 use axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -117,16 +116,13 @@ pub fn dominant(n: u32) -> Option<Matrix> {
     Some(Matrix { rows: n, cols: n, data })
 }
 
-/// GET over HTTP/1.1 on loopback: (status, body).
+/// GET on an admin port: (status, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.expect("admin connects");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    let status = response.split(' ').nth(1).and_then(|code| code.parse().ok()).expect("status line");
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
-    (status, body)
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || axiom25_observability::admin::http_get(addr, &path, Duration::from_secs(5)))
+        .await
+        .expect("join")
+        .expect("admin answers")
 }
 
 /// The real api binary, for tests that need signals or process-wide telemetry.
