@@ -6,24 +6,25 @@ SHELL := /bin/bash
 CARGO ?= cargo
 VENV ?= .venv
 PY := $(VENV)/bin/python
-RUN_DIR := .run
-API_BIN := target/release/axiom25-api
-GRPC_PORT ?= 50051
-API_ADMIN_PORT ?= 8081
+TOOLS_VENV ?= .venv-tools
+TAG ?= dev
+export TAG
+COMPOSE := docker-compose -f infrastructure/docker/docker-compose.yml -p axiom25
+STACK := api prometheus alertmanager
 
-.PHONY: help test lint unit python-test up down bench bench-linalg clean
+.PHONY: help test lint lint-infra unit python-test e2e images up down bench bench-api bench-images bench-linalg clean
 
 help: ## List the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-test: lint unit python-test ## Every test: formatting, clippy, unit + integration, numpy cross-check
+test: lint unit python-test lint-infra e2e ## Every test: lint, unit + integration, numpy cross-check, images, e2e
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-unit: ## Unit, property and integration tests of every crate
-	$(CARGO) test --workspace --locked
+unit: ## Unit, property and integration tests of every crate (not the container suite)
+	$(CARGO) test --workspace --exclude axiom25-e2e --locked
 
 python-test: $(VENV)/.installed ## Cross-check every RPC against numpy.linalg over gRPC
 	$(CARGO) build --locked -p axiom25-api
@@ -34,41 +35,58 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-up: ## Build and start the api in the background on 127.0.0.1; returns once it is ready
-	$(CARGO) build --release --locked -p axiom25-api
-	@mkdir -p $(RUN_DIR)
-	@if [ -f $(RUN_DIR)/api.pid ] && kill -0 "$$(cat $(RUN_DIR)/api.pid)" 2>/dev/null; then \
-		echo "api already running (pid $$(cat $(RUN_DIR)/api.pid))"; \
-	else \
-		AXIOM25__SERVER__HOST=127.0.0.1 AXIOM25__SERVER__GRPC_PORT=$(GRPC_PORT) \
-		AXIOM25__SERVER__ADMIN_PORT=$(API_ADMIN_PORT) \
-		nohup $(API_BIN) > $(RUN_DIR)/api.log 2>&1 & echo $$! > $(RUN_DIR)/api.pid; \
-	fi
-	@for i in $$(seq 1 100); do \
-		if curl -fsS -o /dev/null http://127.0.0.1:$(API_ADMIN_PORT)/readyz; then break; fi; \
-		if ! kill -0 "$$(cat $(RUN_DIR)/api.pid)" 2>/dev/null; then echo "api failed to start:"; cat $(RUN_DIR)/api.log; exit 1; fi; \
-		sleep 0.1; \
-	done
-	@curl -fsS -o /dev/null http://127.0.0.1:$(API_ADMIN_PORT)/readyz || { echo "api not ready; see $(RUN_DIR)/api.log"; exit 1; }
+$(TOOLS_VENV)/.installed: tests/python/requirements-tools.txt
+	python3 -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements-tools.txt
+	touch $@
+
+images: ## Build axiom25/<service>:$(TAG) and the monitoring images (bases: BASES=auto|public|local)
+	infrastructure/docker/build-images.sh
+
+lint-infra: $(TOOLS_VENV)/.installed images ## checkov on the Dockerfiles, compose and Prometheus config checks
+	$(TOOLS_VENV)/bin/checkov --quiet --compact --skip-download --framework dockerfile -d infrastructure/docker
+	$(COMPOSE) config --quiet
+	docker run --rm --entrypoint promtool -v "$$PWD/infrastructure/monitoring:/etc/axiom25:ro" \
+		axiom25/prometheus:$(TAG) check config /etc/axiom25/prometheus.yml
+	docker run --rm --entrypoint amtool -v "$$PWD/infrastructure/monitoring/alertmanager:/etc/axiom25:ro" \
+		axiom25/alertmanager:$(TAG) check-config /etc/axiom25/alertmanager.yml
+
+e2e: images ## The container suite against the real images (testcontainers)
+	$(CARGO) test --locked -p axiom25-e2e --test e2e
+
+up: images ## Start the whole system in the background on 127.0.0.1; returns once everything is healthy
+	$(COMPOSE) up -d --remove-orphans
+	@for i in $$(seq 1 120); do \
+		unhealthy=0; \
+		for service in $(STACK); do \
+			id=$$($(COMPOSE) ps -q $$service); \
+			state=$$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' $$id); \
+			[ "$$state" = healthy ] || unhealthy=1; \
+		done; \
+		[ $$unhealthy = 0 ] && break; sleep 0.5; \
+	done; \
+	if [ $$unhealthy != 0 ]; then $(COMPOSE) ps; echo "the stack is not healthy; see: $(COMPOSE) logs"; exit 1; fi
 	@echo "AXIOM-25 Matrix is up:"
-	@echo "  api gRPC        127.0.0.1:$(GRPC_PORT)   (axiom25.matrix.v1.MatrixService, health, reflection)"
-	@echo "  api admin       http://127.0.0.1:$(API_ADMIN_PORT)/readyz  /livez  /metrics"
-	@echo "  logs            $(RUN_DIR)/api.log        stop with: make down"
+	@echo "  api gRPC        127.0.0.1:50051  (axiom25.matrix.v1.MatrixService, health, reflection)"
+	@echo "  api admin       http://127.0.0.1:8081/readyz  /livez  /metrics"
+	@echo "  Prometheus      http://127.0.0.1:9090"
+	@echo "  Alertmanager    http://127.0.0.1:9093"
+	@echo "  stop with: make down"
 
-down: ## Stop what `make up` started
-	@if [ -f $(RUN_DIR)/api.pid ]; then \
-		pid=$$(cat $(RUN_DIR)/api.pid); \
-		if kill -0 $$pid 2>/dev/null; then kill -TERM $$pid; \
-			for i in $$(seq 1 300); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; fi; \
-		rm -f $(RUN_DIR)/api.pid; echo "api stopped"; \
-	else echo "nothing running"; fi
+down: ## Stop the stack and remove what it created
+	$(COMPOSE) down --volumes --remove-orphans
 
-bench: $(VENV)/.installed ## Benchmarks; writes docs/benchmarks/api.md
+bench: bench-api bench-images ## Every benchmark; writes docs/benchmarks/
+
+bench-api: $(VENV)/.installed ## api benchmarks (criterion, numpy, gRPC round trip); writes docs/benchmarks/api.md
 	$(PY) tools/bench/api_report.py
+
+bench-images: ## Image size, build and start times; writes docs/benchmarks/images.md
+	tools/bench/images_report.sh
 
 bench-linalg: ## Only the criterion benches of every operation
 	$(CARGO) bench --locked -p axiom25-api --bench linalg
 
-clean: down ## Remove build output and the Python environment
+clean: ## Remove build output and the Python environment
 	$(CARGO) clean
-	rm -rf $(VENV) $(RUN_DIR)
+	rm -rf $(VENV) $(TOOLS_VENV)

@@ -559,13 +559,7 @@ fn solve_least_squares(
     let (m, n) = (a.rows, a.cols);
     let par = par();
     let scale_exp = scale_exponent(max_abs(&a.data));
-    let mut work = ColMajor::from_dense(a, scale_exp);
-    let block_size = qr::recommended_block_size::<f64>(m, n);
-    let mut coeff = Mat::<f64>::zeros(block_size, n);
-    {
-        let mut mem = MemBuffer::new(qr::qr_in_place_scratch::<f64>(m, n, block_size, par, Default::default()));
-        qr::qr_in_place(work.as_mut(), coeff.as_mut(), par, MemStack::new(&mut mem), Default::default());
-    }
+    let (work, coeff) = householder_qr(a, scale_exp, par);
     cancel.check()?;
     let r_diag = (0..n).map(|i| work.data[i * m + i]);
     if pivots_deficient(r_diag, m) {
@@ -575,7 +569,7 @@ fn solve_least_squares(
     // Qᵀ·rhs in place, then R·y = (Qᵀ·rhs)[..n]; the first n rows of the
     // row-major buffer are the solution.
     let qr_ref = work.as_ref();
-    let mut mem = MemBuffer::new(qr_solve::solve_lstsq_in_place_scratch::<f64>(m, n, block_size, p, par));
+    let mut mem = MemBuffer::new(qr_solve::solve_lstsq_in_place_scratch::<f64>(m, n, coeff.nrows(), p, par));
     qr_solve::solve_lstsq_in_place_with_conj(
         qr_ref,
         coeff.as_ref(),
@@ -658,24 +652,30 @@ fn decompose_lu(a: &Dense, cancel: &CancelToken) -> Result<Vec<(&'static str, De
     Ok(vec![("p", Dense::new(m, m, p)), ("l", Dense::new(m, k, l)), ("u", Dense::new(k, n, u))])
 }
 
+/// Householder QR of `a`·2^`scale_exp`, in place: R in the upper triangle of the returned
+/// column-major matrix, the reflectors below it, and their block coefficients beside.
+fn householder_qr(a: &Dense, scale_exp: i32, par: Par) -> (ColMajor, Mat<f64>) {
+    let (m, n) = (a.rows, a.cols);
+    let mut work = ColMajor::from_dense(a, scale_exp);
+    let block_size = qr::recommended_block_size::<f64>(m, n);
+    let mut coeff = Mat::<f64>::zeros(block_size, m.min(n));
+    let mut mem = MemBuffer::new(qr::qr_in_place_scratch::<f64>(m, n, block_size, par, Default::default()));
+    qr::qr_in_place(work.as_mut(), coeff.as_mut(), par, MemStack::new(&mut mem), Default::default());
+    (work, coeff)
+}
+
 fn decompose_qr(a: &Dense, cancel: &CancelToken) -> Result<Vec<(&'static str, Dense)>, LinalgError> {
     let (m, n) = (a.rows, a.cols);
     let k = m.min(n);
     let par = par();
     let scale_exp = scale_exponent(max_abs(&a.data));
-    let mut work = ColMajor::from_dense(a, scale_exp);
-    let block_size = qr::recommended_block_size::<f64>(m, n);
-    let mut coeff = Mat::<f64>::zeros(block_size, k);
-    {
-        let mut mem = MemBuffer::new(qr::qr_in_place_scratch::<f64>(m, n, block_size, par, Default::default()));
-        qr::qr_in_place(work.as_mut(), coeff.as_mut(), par, MemStack::new(&mut mem), Default::default());
-    }
+    let (work, coeff) = householder_qr(a, scale_exp, par);
     cancel.check()?;
     // Thin Q: apply the Householder sequence to the first k columns of I.
     let mut q = Mat::<f64>::identity(m, k);
     {
         let mut mem =
-            MemBuffer::new(apply_block_householder_sequence_on_the_left_in_place_scratch::<f64>(m, block_size, k));
+            MemBuffer::new(apply_block_householder_sequence_on_the_left_in_place_scratch::<f64>(m, coeff.nrows(), k));
         apply_block_householder_sequence_on_the_left_in_place_with_conj(
             work.as_ref().get(.., ..k),
             coeff.as_ref(),

@@ -1,0 +1,162 @@
+//! Fixtures for the end-to-end suite: the project's own images (never pulled) in containers on
+//! a network each test creates, one struct per container with its external endpoint (a port
+//! published on 127.0.0.1) and its internal endpoint (its name on the test network).
+//!
+//! The images come from `make images`; `AXIOM25_IMAGE_TAG` selects the tag (default `dev`).
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use testcontainers::bollard::models::{HostConfig, PortBinding};
+use testcontainers::core::{ContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+/// The api's gRPC port inside its container.
+pub const API_GRPC_PORT: u16 = 50051;
+/// The api's admin port inside its container.
+pub const API_ADMIN_PORT: u16 = 8081;
+
+/// Tag of the images under test.
+#[must_use]
+pub fn image_tag() -> String {
+    std::env::var("AXIOM25_IMAGE_TAG").unwrap_or_else(|_| "dev".to_owned())
+}
+
+/// A name no other test (or concurrent run) uses: `axiom25-e2e-<pid>-<n>-<what>`.
+#[must_use]
+pub fn unique_name(what: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("axiom25-e2e-{}-{}-{what}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Fails unless `image` exists locally: this suite never pulls.
+///
+/// # Panics
+/// When the image is missing, with the command that builds it.
+pub fn require_image(image: &str) {
+    let present =
+        Command::new("docker").args(["image", "inspect", image]).output().is_ok_and(|out| out.status.success());
+    assert!(present, "image {image} is missing: build it with `make images` (this suite never pulls)");
+}
+
+/// A Docker network of one test; testcontainers creates it with the first container on it and
+/// removes it with the last.
+#[derive(Debug, Clone)]
+pub struct TestNetwork {
+    /// The network's name.
+    pub name: String,
+}
+
+impl TestNetwork {
+    /// A fresh, uniquely named network.
+    #[must_use]
+    pub fn new() -> Self {
+        Self { name: unique_name("net") }
+    }
+}
+
+impl Default for TestNetwork {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Publishes `ports` on 127.0.0.1 only, on ports Docker picks.
+fn publish_on_loopback(ports: &'static [u16]) -> impl Fn(&mut HostConfig) + Send + Sync + 'static {
+    move |host: &mut HostConfig| {
+        host.publish_all_ports = Some(false);
+        let bindings: HashMap<String, Option<Vec<PortBinding>>> = ports
+            .iter()
+            .map(|port| {
+                let binding = PortBinding { host_ip: Some("127.0.0.1".to_owned()), host_port: Some(String::new()) };
+                (format!("{port}/tcp"), Some(vec![binding]))
+            })
+            .collect();
+        host.port_bindings = Some(bindings);
+    }
+}
+
+/// The api image, running hardened as in production: read-only root, no capabilities,
+/// no new privileges.
+pub struct ApiContainer {
+    container: ContainerAsync<GenericImage>,
+    /// gRPC, from the host.
+    pub grpc: SocketAddr,
+    /// Admin HTTP, from the host.
+    pub admin: SocketAddr,
+    /// gRPC from other containers on the test network, e.g. `http://axiom25-e2e-…-api:50051`.
+    pub internal_grpc: String,
+}
+
+impl ApiContainer {
+    /// Starts the api on `network` with extra `AXIOM25__…` settings and waits until it listens.
+    ///
+    /// # Panics
+    /// When the image is missing or the container does not start within 60 s.
+    pub async fn start(network: &TestNetwork, env: &[(&str, &str)]) -> Self {
+        let tag = image_tag();
+        require_image(&format!("axiom25/api:{tag}"));
+        let name = unique_name("api");
+        let mut request = GenericImage::new("axiom25/api", &tag)
+            .with_exposed_port(ContainerPort::Tcp(API_GRPC_PORT))
+            .with_exposed_port(ContainerPort::Tcp(API_ADMIN_PORT))
+            .with_wait_for(WaitFor::message_on_stdout("\"message\":\"Listening\""))
+            .with_network(network.name.clone())
+            .with_container_name(name.clone())
+            .with_readonly_rootfs(true)
+            .with_cap_drop("ALL")
+            .with_security_opt("no-new-privileges:true")
+            .with_startup_timeout(Duration::from_secs(60))
+            .with_host_config_modifier(publish_on_loopback(&[API_GRPC_PORT, API_ADMIN_PORT]));
+        for (key, value) in env {
+            request = request.with_env_var(*key, *value);
+        }
+        let container = request.start().await.expect("the api container starts");
+        let grpc = container_port(&container, API_GRPC_PORT).await;
+        let admin = container_port(&container, API_ADMIN_PORT).await;
+        Self { container, grpc, admin, internal_grpc: format!("http://{name}:{API_GRPC_PORT}") }
+    }
+
+    /// The container's id.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        self.container.id()
+    }
+
+    /// `docker stop` with a timeout: SIGTERM, then SIGKILL when it passes.
+    ///
+    /// # Panics
+    /// When Docker refuses.
+    pub async fn stop(&self, timeout: Duration) {
+        let seconds = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
+        self.container.stop_with_timeout(Some(seconds)).await.expect("docker stop");
+    }
+
+    /// The exit code once stopped.
+    ///
+    /// # Panics
+    /// When Docker cannot say.
+    pub async fn exit_code(&self) -> Option<i64> {
+        self.container.exit_code().await.expect("exit code")
+    }
+
+    /// `docker inspect --format TEMPLATE` of this container.
+    ///
+    /// # Panics
+    /// When Docker cannot inspect it.
+    #[must_use]
+    pub fn inspect(&self, template: &str) -> String {
+        let out = Command::new("docker").args(["inspect", "--format", template, self.id()]).output().expect("docker");
+        assert!(out.status.success(), "docker inspect failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+async fn container_port(container: &ContainerAsync<GenericImage>, inner: u16) -> SocketAddr {
+    let host_port = container.get_host_port_ipv4(ContainerPort::Tcp(inner)).await.expect("published port");
+    SocketAddr::from((Ipv4Addr::LOCALHOST, host_port))
+}
