@@ -77,7 +77,7 @@ impl LimitSettings {
 }
 
 /// How computations use the CPU.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ComputeSettings {
     /// Computations running at once; 0 means one per available core.
@@ -85,6 +85,12 @@ pub struct ComputeSettings {
     /// Threads one computation may use (faer parallelism); 1 keeps each request on one core,
     /// which maximises throughput under concurrent load. 0 means one per available core.
     pub threads_per_request: usize,
+}
+
+impl Default for ComputeSettings {
+    fn default() -> Self {
+        Self { workers: 0, threads_per_request: 1 }
+    }
 }
 
 /// HTTP/2 connection management, so long-lived clients spread over new replicas.
@@ -188,6 +194,8 @@ mod tests {
         assert_eq!((settings.server.grpc_port, settings.server.admin_port), (50051, 8081));
         assert_eq!((settings.limits.max_rows, settings.limits.max_cols), (1024, 1024));
         assert_eq!(settings.limits.max_message_bytes, 16 * 1024 * 1024);
+        // One thread per computation: fanning small work out to a pool costs more than it saves.
+        assert_eq!((settings.compute.workers, settings.compute.threads_per_request), (0, 1));
     }
 
     #[test]
