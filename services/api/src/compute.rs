@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use metrics::Gauge;
 use tokio::sync::Semaphore;
 use tonic::Status;
 
@@ -18,11 +19,20 @@ use crate::convert::status_from;
 use crate::linalg::{CancelToken, LinalgError};
 
 /// Admission control and CPU slots shared by all requests.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ComputeGate {
     admission: Arc<Semaphore>,
     max_in_flight: usize,
     workers: Arc<Semaphore>,
+    // Registered once: looking a gauge up by name costs a registry lookup per request.
+    in_flight: Gauge,
+    running: Gauge,
+}
+
+impl std::fmt::Debug for ComputeGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComputeGate").field("max_in_flight", &self.max_in_flight).finish_non_exhaustive()
+    }
 }
 
 /// Computations estimated below this many floating-point operations run on the calling task.
@@ -43,18 +53,18 @@ fn panicked() -> Status {
 }
 
 /// Raises a saturation gauge for as long as it lives.
-struct GaugeGuard(&'static str);
+struct GaugeGuard(Gauge);
 
 impl GaugeGuard {
-    fn up(name: &'static str) -> Self {
-        metrics::gauge!(name).increment(1.0);
-        Self(name)
+    fn up(gauge: &Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge.clone())
     }
 }
 
 impl Drop for GaugeGuard {
     fn drop(&mut self) {
-        metrics::gauge!(self.0).decrement(1.0);
+        self.0.decrement(1.0);
     }
 }
 
@@ -66,6 +76,8 @@ impl ComputeGate {
             admission: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
             workers: Arc::new(Semaphore::new(workers.max(1))),
+            in_flight: metrics::gauge!("axiom25_api_requests_in_flight"),
+            running: metrics::gauge!("axiom25_api_computations_running"),
         }
     }
 
@@ -87,7 +99,7 @@ impl ComputeGate {
                 self.max_in_flight
             )));
         };
-        let _in_flight = GaugeGuard::up("axiom25_api_requests_in_flight");
+        let _in_flight = GaugeGuard::up(&self.in_flight);
         let cancel = CancelToken::default();
         let _cancel_on_drop = CancelOnDrop(cancel.clone());
         if flops < INLINE_FLOPS {
@@ -100,11 +112,12 @@ impl ComputeGate {
             .acquire_owned()
             .await
             .map_err(|_| Status::unavailable("server is shutting down"))?;
+        let running = GaugeGuard::up(&self.running);
         let task = tokio::task::spawn_blocking(move || {
             // The CPU slot is held until the computation really stops, abandoned or not, so
             // abandoned work still counts against the CPU budget.
             let _worker = worker;
-            let _running = GaugeGuard::up("axiom25_api_computations_running");
+            let _running = running;
             if cancel.is_cancelled() {
                 return Err(LinalgError::Cancelled);
             }
