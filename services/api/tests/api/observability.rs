@@ -7,8 +7,8 @@ use axiom25_proto::matrix::v1::{InvertRequest, MultiplyRequest};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Request;
@@ -65,63 +65,109 @@ impl TraceService for Receiver {
     }
 }
 
+impl Receiver {
+    /// Serves OTLP/gRPC on a free loopback port: (endpoint, receiver).
+    async fn start() -> (String, Self) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let receiver = Self::default();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(receiver.clone()))
+                .serve_with_incoming(TcpListenerStream::new(listener)),
+        );
+        (endpoint, receiver)
+    }
+
+    /// Spans received so far, each with its resource's `service.name` and `deployment.environment`.
+    fn spans(&self) -> Vec<(Span, Option<String>, Option<String>)> {
+        let batches = self.0.lock().expect("lock").clone();
+        let mut spans = Vec::new();
+        for resource_spans in &batches {
+            let attribute = |key: &str| {
+                resource_spans.resource.as_ref()?.attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
+                    match kv.value.as_ref()?.value.as_ref()? {
+                        Value::StringValue(s) => Some(s.clone()),
+                        _ => None,
+                    }
+                })
+            };
+            for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
+                spans.push((span.clone(), attribute("service.name"), attribute("deployment.environment")));
+            }
+        }
+        spans
+    }
+
+    /// Waits up to 15 s for a span of `trace_id`.
+    async fn wait_for_trace(&self, trace_id: &str) -> (Span, Option<String>, Option<String>) {
+        tokio::time::timeout(Duration::from_secs(15), async {
+            loop {
+                if let Some(found) = self.spans().into_iter().find(|(span, ..)| hex(&span.trace_id) == trace_id) {
+                    return found;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the span reaches the OTLP endpoint")
+    }
+}
+
+fn multiply_request(traceparent: Option<&str>) -> Request<MultiplyRequest> {
+    let mut request = Request::new(MultiplyRequest { a: matrix(1, 1, &[2.]), b: matrix(1, 1, &[3.]) });
+    if let Some(traceparent) = traceparent {
+        request.metadata_mut().insert("traceparent", traceparent.parse().expect("ascii"));
+    }
+    request
+}
+
 #[tokio::test]
 async fn a_server_span_joining_the_callers_trace_is_exported_over_otlp() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-    let receiver = Receiver::default();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(receiver.clone()))
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
+    let (endpoint, receiver) = Receiver::start().await;
     let api = ApiProcess::start(&[
         ("AXIOM25__TELEMETRY__OTLP_ENDPOINT", &endpoint),
         ("AXIOM25__TELEMETRY__EXPORT_INTERVAL_MS", "100"),
         ("AXIOM25__TELEMETRY__ENVIRONMENT", "test"),
     ])
     .await;
-
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let mut request = Request::new(MultiplyRequest { a: matrix(1, 1, &[2.]), b: matrix(1, 1, &[3.]) });
-    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
-    request.metadata_mut().insert("traceparent", traceparent.parse().expect("ascii"));
     let mut client =
         axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient::new(connect(api.grpc_addr).await);
-    client.multiply(request).await.expect("ok");
+    client.multiply(multiply_request(Some(&format!("00-{trace_id}-00f067aa0ba902b7-01")))).await.expect("ok");
 
-    let found = tokio::time::timeout(Duration::from_secs(15), async {
-        loop {
-            let batches = receiver.0.lock().expect("lock").clone();
-            for resource_spans in &batches {
-                let attribute =
-                    |key: &str| {
-                        resource_spans.resource.as_ref()?.attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
-                            match kv.value.as_ref()?.value.as_ref()? {
-                                Value::StringValue(s) => Some(s.clone()),
-                                _ => None,
-                            }
-                        })
-                    };
-                for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
-                    if span.name == "axiom25.matrix.v1.MatrixService/Multiply" {
-                        return (span.clone(), attribute("service.name"), attribute("deployment.environment"));
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the server span reaches the OTLP endpoint");
-    let (span, service_name, environment) = found;
+    let (span, service_name, environment) = receiver.wait_for_trace(trace_id).await;
+    assert_eq!(span.name, "axiom25.matrix.v1.MatrixService/Multiply");
     assert_eq!(span.kind, SpanKind::Server as i32);
-    assert_eq!(hex(&span.trace_id), trace_id, "the span joins the caller's trace");
-    assert_eq!(hex(&span.parent_span_id), "00f067aa0ba902b7");
+    assert_eq!(hex(&span.parent_span_id), "00f067aa0ba902b7", "the span is the caller's child");
     assert_eq!(service_name.as_deref(), Some("api"));
     assert_eq!(environment.as_deref(), Some("test"));
     api.terminate().await;
-    server.abort();
+}
+
+#[tokio::test]
+async fn sampling_is_parent_based_a_sampled_caller_is_followed_at_ratio_zero() {
+    let (endpoint, receiver) = Receiver::start().await;
+    let api = ApiProcess::start(&[
+        ("AXIOM25__TELEMETRY__OTLP_ENDPOINT", &endpoint),
+        ("AXIOM25__TELEMETRY__EXPORT_INTERVAL_MS", "100"),
+        ("AXIOM25__TELEMETRY__SAMPLING_RATIO", "0"),
+    ])
+    .await;
+    let mut client =
+        axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient::new(connect(api.grpc_addr).await);
+    // A new trace (ratio 0: not sampled), a caller that did not sample, then one that did.
+    client.multiply(multiply_request(None)).await.expect("ok");
+    let unsampled = "0af7651916cd43dd8448eb211c80319c";
+    client.multiply(multiply_request(Some(&format!("00-{unsampled}-b7ad6b7169203331-00")))).await.expect("ok");
+    let sampled = "4bf92f3577b34da6a3ce929d0e0e4736";
+    client.multiply(multiply_request(Some(&format!("00-{sampled}-00f067aa0ba902b7-01")))).await.expect("ok");
+
+    receiver.wait_for_trace(sampled).await;
+    // Spans leave in the order they ended, so by now the earlier two would have arrived too.
+    let traces: Vec<String> = receiver.spans().iter().map(|(span, ..)| hex(&span.trace_id)).collect();
+    assert_eq!(traces, vec![sampled.to_owned()], "only the sampled caller's trace is exported");
+    api.terminate().await;
 }
 
 fn hex(bytes: &[u8]) -> String {
