@@ -1,0 +1,1 @@
+//! Upstream OTLP/gRPC forwarding: one bounded queue and retry loop per signal and destination.

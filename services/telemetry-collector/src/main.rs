@@ -1,0 +1,3 @@
+//! The telemetry-collector binary.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! OTLP metrics received from clients, kept as Prometheus series and rendered on `/metrics`.

@@ -1,0 +1,1 @@
+//! OTLP wire formats: protobuf and JSON decoding and encoding, gzip with size limits.

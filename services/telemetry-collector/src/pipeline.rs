@@ -1,0 +1,1 @@
+//! What happens to accepted data: validation, forwarding, the stores and span metrics, in that order.

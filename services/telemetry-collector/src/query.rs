@@ -1,0 +1,1 @@
+//! The query API on the admin port (CONTRACTS §4): services, traces, one trace, logs.

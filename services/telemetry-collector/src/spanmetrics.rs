@@ -1,0 +1,1 @@
+//! Span metrics (CONTRACTS §4): calls and duration per service, span name, kind and status.

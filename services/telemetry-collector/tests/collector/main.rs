@@ -1,0 +1,1 @@
+//! Integration tests of the collector: the real server on port 0.
