@@ -1,1 +1,0 @@
-//! Upstream OTLP/gRPC forwarding: one bounded queue and retry loop per signal and destination.
