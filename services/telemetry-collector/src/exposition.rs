@@ -184,15 +184,10 @@ fn write_float_digits(out: &mut String, value: f64) {
 }
 
 /// A small stack buffer for formatting one number without allocating.
+#[derive(Default)]
 struct StackText {
     bytes: [u8; 32],
     len: usize,
-}
-
-impl Default for StackText {
-    fn default() -> Self {
-        Self { bytes: [0; 32], len: 0 }
-    }
 }
 
 impl StackText {
@@ -522,10 +517,12 @@ pub(crate) mod checker {
         Ok(Sample { name: name.to_owned(), labels, value })
     }
 
+    type Labels = Vec<(String, String)>;
+
     /// Checks that every histogram in `samples` has ascending, cumulative buckets ending at `+Inf`
     /// equal to its `_count`.
     pub(crate) fn check_histograms(samples: &[Sample], family: &str) -> Result<(), String> {
-        let mut series: HashMap<Vec<(String, String)>, Vec<(f64, f64)>> = HashMap::new();
+        let mut series: HashMap<Labels, Vec<(f64, f64)>> = HashMap::new();
         for sample in samples.iter().filter(|s| s.name == format!("{family}_bucket")) {
             let le = sample.label("le").ok_or("bucket without le")?;
             let le = if le == "+Inf" { f64::INFINITY } else { le.parse().map_err(|_| format!("bad le {le}"))? };
