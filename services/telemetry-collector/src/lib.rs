@@ -2,6 +2,7 @@
 //! 4318), derives RED span metrics for Prometheus, keeps recent traces and logs queryable on its
 //! admin port, and forwards upstream without losing anything in silence.
 
+pub mod exposition;
 pub mod forward;
 pub mod limiter;
 pub mod metric_store;
