@@ -6,8 +6,7 @@
 use axiom25_telemetry_collector::otlp::{self, Encoding};
 use libfuzzer_sys::fuzz_target;
 use opentelemetry_proto::tonic::collector::{
-    logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
-    trace::v1::ExportTraceServiceRequest,
+    logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest, trace::v1::ExportTraceServiceRequest,
 };
 
 const GUNZIP_LIMIT: usize = 64 * 1024;

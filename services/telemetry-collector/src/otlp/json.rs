@@ -518,7 +518,8 @@ mod tests {
         .unwrap();
         assert_eq!(logs.resource_logs[0].scope_logs[0].log_records[0].severity_number, 13);
         let metrics: ExportMetricsServiceRequest = decode_body(
-            br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"sum":{"aggregationTemporality":"AGGREGATION_TEMPORALITY_DELTA"}}]}]}]}"#,
+            br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[
+                {"sum":{"aggregationTemporality":"AGGREGATION_TEMPORALITY_DELTA"}}]}]}]}"#,
             Encoding::Json,
         )
         .unwrap();
@@ -529,10 +530,12 @@ mod tests {
     #[test]
     fn sixty_four_bit_integers_are_read_as_strings_and_as_numbers() {
         let as_strings = one_span(
-            r#"{"startTimeUnixNano": "1544712660000000000", "attributes": [{"key": "n", "value": {"intValue": "-9007199254740993"}}]}"#,
+            r#"{"startTimeUnixNano": "1544712660000000000",
+                "attributes": [{"key": "n", "value": {"intValue": "-9007199254740993"}}]}"#,
         );
         let as_numbers = one_span(
-            r#"{"startTimeUnixNano": 1544712660000000000, "attributes": [{"key": "n", "value": {"intValue": -9007199254740993}}]}"#,
+            r#"{"startTimeUnixNano": 1544712660000000000,
+                "attributes": [{"key": "n", "value": {"intValue": -9007199254740993}}]}"#,
         );
         assert_eq!(as_strings.start_time_unix_nano, 1_544_712_660_000_000_000);
         assert_eq!(as_strings.attributes, vec![attribute("n", any_value::Value::IntValue(-9_007_199_254_740_993))]);
@@ -557,7 +560,8 @@ mod tests {
         assert_eq!(span.links[0].span_id, hex("b7ad6b7169203331"));
 
         let logs: ExportLogsServiceRequest = decode_body(
-            br#"{"resource_logs":[{"scope_logs":[{"log_records":[{"trace_id":"5b8efff798038103d269b633813fc60c"}]}]}]}"#,
+            br#"{"resource_logs":[{"scope_logs":[{"log_records":[
+                {"trace_id":"5b8efff798038103d269b633813fc60c"}]}]}]}"#,
             Encoding::Json,
         )
         .unwrap();
@@ -635,12 +639,16 @@ mod tests {
             assert_eq!(error_text(&spans(span)), expected);
         }
         let metrics = decode_body::<ExportMetricsServiceRequest>(
-            br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"histogram":{"dataPoints":[{"exemplars":[{"traceId":"zz"}]}]}}]}]}]}"#,
+            br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[
+                {"histogram":{"dataPoints":[{"exemplars":[{"traceId":"zz"}]}]}}]}]}]}"#,
             Encoding::Json,
         );
         assert_eq!(
             metrics.unwrap_err().to_string(),
-            "resourceMetrics[0].scopeMetrics[0].metrics[0].histogram.dataPoints[0].exemplars[0].traceId: expected 32 hex characters"
+            concat!(
+                "resourceMetrics[0].scopeMetrics[0].metrics[0].histogram.dataPoints[0].exemplars[0].traceId: ",
+                "expected 32 hex characters"
+            )
         );
     }
 
@@ -751,7 +759,10 @@ mod tests {
         let with_retry = json_of(&status);
         assert_eq!(
             with_retry,
-            r#"{"code":14,"message":"busy","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"5s"}]}"#
+            concat!(
+                r#"{"code":14,"message":"busy","#,
+                r#""details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"5s"}]}"#
+            )
         );
         status.details.push(prost_types::Any { type_url: "type.googleapis.com/acme.Unknown".into(), value: vec![1] });
         assert_eq!(json_of(&status), with_retry);
