@@ -84,19 +84,28 @@ impl Readiness {
     }
 }
 
+/// Renders the `/metrics` body.
+type Render = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
+
 #[derive(Clone)]
 struct AdminState {
     readiness: Readiness,
-    metrics: MetricsHandle,
+    render: Render,
 }
 
 /// The admin router: `/livez`, `/readyz` and `/metrics`.
 pub fn router(readiness: Readiness, metrics: MetricsHandle) -> Router {
+    router_rendering(readiness, move || metrics.render())
+}
+
+/// The admin router for a service whose `/metrics` holds more than the recorder's series (the
+/// collector adds the series it derives and receives): `render` produces the whole exposition.
+pub fn router_rendering(readiness: Readiness, render: impl Fn() -> String + Send + Sync + 'static) -> Router {
     Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
-        .with_state(AdminState { readiness, metrics })
+        .with_state(AdminState { readiness, render: std::sync::Arc::new(render) })
 }
 
 async fn livez() -> &'static str {
@@ -111,8 +120,8 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
 
 async fn render_metrics(State(state): State<AdminState>) -> impl IntoResponse {
     // Rendering walks every series; keep it off the reactor threads that serve requests.
-    let metrics = state.metrics.clone();
-    let body = tokio::task::spawn_blocking(move || metrics.render()).await.unwrap_or_default();
+    let render = state.render.clone();
+    let body = tokio::task::spawn_blocking(move || render()).await.unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }
 
