@@ -29,6 +29,12 @@ pub(super) fn classify(status: &Status) -> Failure {
         | Code::Unavailable
         | Code::DataLoss => Failure::Retryable { retry_after },
         Code::ResourceExhausted if retry_info.is_some() => Failure::Retryable { retry_after },
+        // A status with a source error was made by this side's transport (a connection reset, a
+        // stream refused by a server going away), not sent by the upstream: like gRPC's own
+        // clients, treat it as UNAVAILABLE.
+        Code::Unknown | Code::Internal if std::error::Error::source(status).is_some() => {
+            Failure::Retryable { retry_after }
+        }
         _ => Failure::Permanent,
     }
 }
@@ -59,6 +65,15 @@ mod tests {
     use tonic_types::ErrorDetails;
 
     use super::*;
+
+    #[test]
+    fn transport_failures_are_retried_but_the_same_codes_sent_by_the_upstream_are_not() {
+        let reset = Status::from_error(Box::new(std::io::Error::other("connection reset by peer")));
+        assert_eq!(reset.code(), Code::Unknown);
+        assert!(matches!(classify(&reset), Failure::Retryable { .. }));
+        assert!(matches!(classify(&Status::unknown("upstream bug")), Failure::Permanent));
+        assert!(matches!(classify(&Status::internal("upstream bug")), Failure::Permanent));
+    }
 
     #[test]
     fn the_otlp_retryable_codes_are_retried_and_everything_else_is_permanent() {
