@@ -7,12 +7,33 @@ use axiom25_observability::config::{self, ConfigError, Sources, Validate, check_
 use axiom25_observability::telemetry::TelemetrySettings;
 use serde::Deserialize;
 
+use crate::forward::ForwardSettings;
+use crate::limiter::MemorySettings;
+use crate::metric_store::MetricStoreSettings;
+use crate::receiver::Limits;
+use crate::spanmetrics::SpanMetricsSettings;
+use crate::store::{LogStoreSettings, SpanStoreSettings};
+
 /// Everything the collector can be configured with.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Listeners.
     pub server: ServerSettings,
+    /// Request size limits of both receivers.
+    pub limits: Limits,
+    /// The memory limiter.
+    pub memory: MemorySettings,
+    /// The span store behind the trace query API.
+    pub span_store: SpanStoreSettings,
+    /// The log store behind the log query API.
+    pub log_store: LogStoreSettings,
+    /// Span metrics (`traces_span_metrics_*`).
+    pub span_metrics: SpanMetricsSettings,
+    /// OTLP metrics received from clients, re-exposed on `/metrics`.
+    pub metric_store: MetricStoreSettings,
+    /// Upstream OTLP/gRPC forwarding.
+    pub forward: ForwardSettings,
     /// Graceful shutdown.
     pub shutdown: ShutdownSettings,
     /// The collector's own logs and traces.
@@ -65,6 +86,28 @@ impl Settings {
     }
 }
 
+/// Share of the soft memory limit the two stores may fill: the rest is the process itself, the
+/// stores' estimate error, the allocator's overhead and data in flight.
+const STORE_SHARE_OF_SOFT_LIMIT: f64 = 0.6;
+
+impl Settings {
+    /// The stores are caches that never shrink below their bounds: if they could fill the soft
+    /// memory limit, the limiter would refuse every request for good once they were full.
+    fn check_stores_fit_in_memory(&self) -> Vec<String> {
+        let soft = self.memory.soft_limit_bytes();
+        let stores = self.span_store.max_bytes as u64 + self.log_store.max_bytes as u64;
+        if soft == 0 || stores as f64 <= soft as f64 * STORE_SHARE_OF_SOFT_LIMIT {
+            return Vec::new();
+        }
+        vec![format!(
+            "span_store.max_bytes + log_store.max_bytes: {stores} bytes is more than {:.0} % of the soft memory \
+             limit (memory.limit_mib - memory.spike_limit_mib = {} MiB); lower the stores or raise the limit",
+            STORE_SHARE_OF_SOFT_LIMIT * 100.0,
+            soft >> 20
+        )]
+    }
+}
+
 impl Validate for Settings {
     fn validate(&self) -> Vec<String> {
         let mut problems = check_distinct_ports(&[
@@ -72,6 +115,14 @@ impl Validate for Settings {
             ("server.http_port", self.server.http_port),
             ("server.admin_port", self.server.admin_port),
         ]);
+        problems.extend(self.limits.validate("limits"));
+        problems.extend(self.memory.validate("memory"));
+        problems.extend(self.span_store.validate("span_store"));
+        problems.extend(self.log_store.validate("log_store"));
+        problems.extend(self.span_metrics.validate("span_metrics"));
+        problems.extend(self.metric_store.validate("metric_store"));
+        problems.extend(self.forward.validate("forward"));
+        problems.extend(self.check_stores_fit_in_memory());
         if self.shutdown.grace_period_ms == 0 {
             problems.push("shutdown.grace_period_ms: must be at least 1".into());
         }

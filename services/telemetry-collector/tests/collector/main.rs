@@ -1,1 +1,8 @@
-//! Integration tests of the collector: the real server on port 0.
+//! Integration tests of the collector: the real server on free loopback ports, real clients.
+
+mod backpressure;
+mod bad_input;
+mod burst;
+mod chained;
+mod helpers;
+mod receive;
