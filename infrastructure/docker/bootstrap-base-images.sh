@@ -58,16 +58,20 @@ import_tree() { # import_tree DIR IMAGE [--change ...]
 build_debian() {
     local image=$PREFIX/debian:$SUITE
     have_image "$image" && { log "$image exists"; return; }
-    import_tree "$(rootfs)" "$image" --change 'CMD ["/bin/bash"]' \
+    # A separate assignment, so that a failed debootstrap stops the script before anything is imported.
+    local tree
+    tree=$(rootfs)
+    import_tree "$tree" "$image" --change 'CMD ["/bin/bash"]' \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 }
 
 build_rust_builder() {
-    local image=$PREFIX/rust-builder:$SUITE tree=$CACHE/builder-$SUITE sysroot
+    local image=$PREFIX/rust-builder:$SUITE tree=$CACHE/builder-$SUITE sysroot base
     have_image "$image" && { log "$image exists"; return; }
     sysroot=$(rustc --print sysroot)
+    base=$(rootfs)
     log "assembling $image from $(rustc --version)"
-    rm -rf "$tree" && cp -a "$(rootfs)" "$tree" && rm -f "$tree/.complete"
+    rm -rf "$tree" && cp -a "$base" "$tree" && rm -f "$tree/.complete"
     cp /etc/resolv.conf "$tree/etc/resolv.conf"
     chroot "$tree" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
     chroot "$tree" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
