@@ -10,7 +10,7 @@ TOOLS_VENV ?= .venv-tools
 TAG ?= dev
 export TAG
 COMPOSE := docker-compose -f infrastructure/docker/docker-compose.yml -p axiom25
-STACK := api prometheus alertmanager
+STACK := api telemetry-collector prometheus alertmanager
 
 .PHONY: help test lint lint-infra unit python-test e2e images up down bench bench-api bench-images bench-linalg clean
 
@@ -26,9 +26,10 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 unit: ## Unit, property and integration tests of every crate (not the container suite)
 	$(CARGO) test --workspace --exclude axiom25-e2e --locked
 
-python-test: $(VENV)/.installed ## Cross-check every RPC against numpy.linalg over gRPC
-	$(CARGO) build --locked -p axiom25-api
-	AXIOM25_API_BIN=target/debug/axiom25-api $(PY) -m pytest -q tests/python
+python-test: $(VENV)/.installed ## numpy cross-check of every RPC; the OpenTelemetry Python SDK against the collector
+	$(CARGO) build --locked -p axiom25-api -p axiom25-telemetry-collector
+	AXIOM25_API_BIN=target/debug/axiom25-api AXIOM25_COLLECTOR_BIN=target/debug/axiom25-telemetry-collector \
+		$(PY) -m pytest -q tests/python
 
 $(VENV)/.installed: tests/python/requirements.txt
 	python3 -m venv $(VENV)
@@ -69,6 +70,8 @@ up: images ## Start the whole system in the background on 127.0.0.1; returns onc
 	@echo "AXIOM-25 Matrix is up:"
 	@echo "  api gRPC        127.0.0.1:50051  (axiom25.matrix.v1.MatrixService, health, reflection)"
 	@echo "  api admin       http://127.0.0.1:8081/readyz  /livez  /metrics"
+	@echo "  collector OTLP  127.0.0.1:4317 (gRPC)  http://127.0.0.1:4318/v1/{traces,metrics,logs}"
+	@echo "  collector query http://127.0.0.1:8888/api/v1/traces  /api/v1/services  /metrics"
 	@echo "  Prometheus      http://127.0.0.1:9090"
 	@echo "  Alertmanager    http://127.0.0.1:9093"
 	@echo "  stop with: make down"

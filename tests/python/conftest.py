@@ -32,33 +32,50 @@ def pb(tmp_path_factory):
     return matrix_pb2, matrix_pb2_grpc
 
 
-@pytest.fixture(scope="session")
-def api_address():
-    """Starts the api binary (AXIOM25_API_BIN, default the debug build) and yields host:port."""
-    binary = os.environ.get("AXIOM25_API_BIN", str(ROOT / "target/debug/axiom25-api"))
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "AXIOM25__SERVER__HOST": "127.0.0.1",
-        "AXIOM25__SERVER__GRPC_PORT": "0",
-        "AXIOM25__SERVER__ADMIN_PORT": "0",
-    }
+def start_service(binary, env):
+    """Starts a service binary on free loopback ports; returns the process and its `Listening` line."""
+    env = {"PATH": os.environ.get("PATH", ""), "AXIOM25__SERVER__HOST": "127.0.0.1", **env}
     process = subprocess.Popen([binary], env=env, stdout=subprocess.PIPE, text=True)
-    port = None
+    listening = None
     for line in process.stdout:
         try:
             entry = json.loads(line)
         except ValueError:
             continue
         if entry.get("message") == "Listening":
-            port = entry["grpc_port"]
+            listening = entry
             break
-    assert port is not None, "the api exited before listening"
+    assert listening is not None, f"{binary} exited before listening"
     threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
+    return process, listening
+
+
+def stop_service(process):
+    process.terminate()
+    assert process.wait(timeout=30) == 0, "the service did not exit cleanly on SIGTERM"
+
+
+@pytest.fixture(scope="session")
+def api_address():
+    """Starts the api binary (AXIOM25_API_BIN, default the debug build) and yields host:port."""
+    binary = os.environ.get("AXIOM25_API_BIN", str(ROOT / "target/debug/axiom25-api"))
+    process, listening = start_service(binary, {"AXIOM25__SERVER__GRPC_PORT": "0", "AXIOM25__SERVER__ADMIN_PORT": "0"})
     try:
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{listening['grpc_port']}"
     finally:
-        process.terminate()
-        assert process.wait(timeout=30) == 0, "the api did not exit cleanly on SIGTERM"
+        stop_service(process)
+
+
+@pytest.fixture(scope="module")
+def collector():
+    """Starts the collector binary (AXIOM25_COLLECTOR_BIN, default the debug build); yields its ports."""
+    binary = os.environ.get("AXIOM25_COLLECTOR_BIN", str(ROOT / "target/debug/axiom25-telemetry-collector"))
+    ports = {"AXIOM25__SERVER__GRPC_PORT": "0", "AXIOM25__SERVER__HTTP_PORT": "0", "AXIOM25__SERVER__ADMIN_PORT": "0"}
+    process, listening = start_service(binary, ports)
+    try:
+        yield {key: listening[f"{key}_port"] for key in ("grpc", "http", "admin")}
+    finally:
+        stop_service(process)
 
 
 @pytest.fixture(scope="session")

@@ -5,4 +5,5 @@ mod bad_input;
 mod burst;
 mod chained;
 mod helpers;
+mod interop;
 mod receive;
