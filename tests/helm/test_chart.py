@@ -522,3 +522,16 @@ def test_every_schema_is_strict_and_declares_global_and_enabled():
         if path.parent != CHART:
             assert schema["properties"]["enabled"]["type"] == "boolean", path
             assert schema["properties"]["global"] == json.loads((CHART / "values.schema.json").read_text())["properties"]["global"]
+
+
+def test_helm_install_refuses_bad_values_before_touching_a_cluster():
+    result = run_helm("install", "axiom25", str(CHART), "--dry-run=client", "--set", "api.blueGreen.activeColor=red")
+    assert result.returncode != 0 and "/blueGreen/activeColor" in result.stderr, result.stderr
+
+
+def test_the_notes_tell_how_to_switch_colours():
+    result = run_helm("install", "axiom25", str(CHART), "--dry-run=client", "-n", "axiom25", "-f", str(BLUE_GREEN))
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert "traffic goes to green" in notes
+    assert "--set api.blueGreen.activeColor=blue" in notes

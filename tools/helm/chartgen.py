@@ -150,7 +150,8 @@ def render_table(prefix: str, values_text: str) -> list[str]:
     docs = documented_paths(values_text)
     rows = []
     for path, text in docs.items():
-        if has_documented_children(path, docs) or (prefix and path[0] == "global"):
+        # A subchart's `global` and `enabled` are documented once, at the umbrella.
+        if has_documented_children(path, docs) or (prefix and path[0] in ("global", "enabled")):
             continue
         value = values
         for key in path:
