@@ -495,6 +495,7 @@ BAD_VALUES = [
     ("api.config.telemetry.log_format=xml", "log_format"),
     ("ui-gateway.securityContext.runAsUser=0", "runAsUser"),
     ("ui-gateway.securityContext.allowPrivilegeEscalation=true", "allowPrivilegeEscalation"),
+    ("telemetry-collector.securityContext.readOnlyRootFilesystem=false", "readOnlyRootFilesystem"),
     ("telemetry-collector.config.limits.max_rows=1", "limits"),
     ("telemetry-collector.pdb.unhealthyPodEvictionPolicy=Sometimes", "unhealthyPodEvictionPolicy"),
     ("global.imageDigests.api=latest", "imageDigests"),
