@@ -52,20 +52,22 @@ kv.schema_contents = _schema_file  # the 1 MB definitions file is read once per 
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-def test_every_rendered_object_passes_strict_kubernetes_schema_validation(version):
+def test_every_rendered_object_and_plain_manifest_passes_strict_kubernetes_schema_validation(version):
     checked = 0
-    for values in CI_VALUES:
-        for obj in render(values, api_versions=("monitoring.coreos.com/v1",)):
-            if (obj["apiVersion"], obj["kind"]) in CUSTOM_KINDS:
-                continue
-            try:
-                kv.validate(obj, version, strict=True)
-            except kv.ValidationError as error:
-                path = ".".join(str(p) for p in error.path)
-                pytest.fail(f"{values.stem}: {obj['kind']}/{obj['metadata']['name']} against {version}: {path}: {error.message}")
-            except kv.SchemaNotFoundError as error:
-                pytest.fail(f"{values.stem}: {error.message}")
-            checked += 1
+    plain = [(p.relative_to(ROOT), yaml.safe_load(p.read_text())) for p in sorted((ROOT / "infrastructure/k8s").rglob("*.yaml"))
+             if p.name != "kustomization.yaml"]
+    renders = [(values.stem, obj) for values in CI_VALUES for obj in render(values, api_versions=("monitoring.coreos.com/v1",))]
+    for source, obj in renders + plain:
+        if (obj["apiVersion"], obj["kind"]) in CUSTOM_KINDS:
+            continue
+        try:
+            kv.validate(obj, version, strict=True)
+        except kv.ValidationError as error:
+            path = ".".join(str(p) for p in error.path)
+            pytest.fail(f"{source}: {obj['kind']}/{obj['metadata']['name']} against {version}: {path}: {error.message}")
+        except kv.SchemaNotFoundError as error:
+            pytest.fail(f"{source}: {error.message}")
+        checked += 1
     assert checked > 100
 
 
