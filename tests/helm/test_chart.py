@@ -161,7 +161,8 @@ def test_pods_sleep_in_prestop_then_get_more_grace_than_sleep_plus_drain(ci_obje
         pod = d["spec"]["template"]["spec"]
         container = pod["containers"][0]
         component = d["metadata"]["labels"]["app.kubernetes.io/name"]
-        config = config_of(objects, d["metadata"]["name"].removesuffix("-blue").removesuffix("-green"))
+        configmap = next(v for v in pod["volumes"] if v["name"] == "config")["configMap"]["name"]
+        config = config_of(objects, configmap)
         grace_ms = config["shutdown"]["grace_period_ms"]
         if name == "hpa-off":
             assert "lifecycle" not in container, "the drain delay moves into the config without native sleep"
@@ -239,6 +240,16 @@ def test_switching_colour_changes_only_the_api_service_selector_and_the_notes():
     green = render(BLUE_GREEN, sets=("api.blueGreen.activeColor=green",))
     differing = [a["kind"] + "/" + a["metadata"]["name"] for a, b in zip(blue, green) if a != b]
     assert differing == ["Service/axiom25-api"]
+
+
+def test_each_colour_gets_its_own_config_and_only_its_pods_roll():
+    base = render(BLUE_GREEN)
+    changed = render(BLUE_GREEN, sets=("api.blueGreen.green.config.limits.max_rows=2048", "api.config.limits.max_cols=512"))
+    assert config_of(changed, "axiom25-api-green")["limits"] == {"max_rows": 2048, "max_cols": 512}
+    assert config_of(changed, "axiom25-api-blue")["limits"] == {"max_cols": 512}
+    only_green = render(BLUE_GREEN, sets=("api.blueGreen.green.config.compute.workers=2",))
+    assert checksum(only_green, "axiom25-api-green") != checksum(base, "axiom25-api-green")
+    assert checksum(only_green, "axiom25-api-blue") == checksum(base, "axiom25-api-blue")
 
 
 def test_each_colour_runs_its_own_image_and_replicas():

@@ -59,16 +59,19 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- $global.otlpEndpoint | default (printf "http://%s-telemetry-collector:4317" .Release.Name) -}}
 {{- end -}}
 
-{{/* The api's config file: what the chart owns, with `config` merged over it; ports always from `ports`. */}}
+{{/* The api's config file: what the chart owns, with `config` (then the colour's `config`) merged over it; ports always from `ports`. Takes (dict "root" $ "color" $color). */}}
 {{- define "api.config" -}}
+{{- $colorConfig := ternary (index .root.Values.blueGreen (default "blue" .color)).config dict (ne .color "") -}}
+{{- with .root -}}
 {{- $global := .Values.global | default dict -}}
 {{- $drainMs := ternary 0 (mul .Values.shutdown.drainDelaySeconds 1000) .Values.shutdown.nativeSleep -}}
 {{- $chart := dict
   "shutdown" (dict "drain_delay_ms" $drainMs "grace_period_ms" (mul .Values.shutdown.gracePeriodSeconds 1000))
   "telemetry" (dict "environment" ($global.environment | default "production") "otlp_endpoint" (include "api.otlpEndpoint" .) "log_format" "json") -}}
-{{- $config := mustMergeOverwrite $chart (deepCopy .Values.config) -}}
+{{- $config := mustMergeOverwrite $chart (deepCopy .Values.config) (deepCopy ($colorConfig | default dict)) -}}
 {{- $_ := set $config "server" (mustMergeOverwrite (get $config "server" | default dict) (dict "grpc_port" .Values.ports.grpc "admin_port" .Values.ports.admin)) -}}
 {{- toYaml $config -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Seconds the kubelet waits after starting termination: drain, grace, margin. */}}
@@ -97,6 +100,6 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- $skips = append $skips "CKV_K8S_43=pinned by tag unless a digest is set (image.digest or global.imageDigests); release pipelines set digests" -}}
 {{- end -}}
 {{- range $i, $skip := $skips }}
-checkov.io/skip{{ add1 $i }}: {{ $skip | quote }}
+{{- if $i }}{{ "\n" }}{{ end }}checkov.io/skip{{ add1 $i }}: {{ $skip | quote }}
 {{- end }}
 {{- end -}}

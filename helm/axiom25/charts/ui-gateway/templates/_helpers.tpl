@@ -83,6 +83,6 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- $skips = append $skips "CKV_K8S_43=pinned by tag unless a digest is set (image.digest or global.imageDigests); release pipelines set digests" -}}
 {{- end -}}
 {{- range $i, $skip := $skips }}
-checkov.io/skip{{ add1 $i }}: {{ $skip | quote }}
+{{- if $i }}{{ "\n" }}{{ end }}checkov.io/skip{{ add1 $i }}: {{ $skip | quote }}
 {{- end }}
 {{- end -}}
