@@ -547,3 +547,9 @@ def test_the_notes_tell_how_to_switch_colours():
     notes = result.stdout.split("NOTES:", 1)[1]
     assert "traffic goes to green" in notes
     assert "--set api.blueGreen.activeColor=blue" in notes
+
+
+@pytest.mark.parametrize(("version", "accepted"), [("1.28.0", False), ("1.29.0", True), ("1.37.0", True)])
+def test_the_chart_installs_on_kubernetes_1_29_and_later(version, accepted):
+    result = run_helm("template", "axiom25", str(CHART), "--kube-version", version)
+    assert (result.returncode == 0) == accepted, result.stderr

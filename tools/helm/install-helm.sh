@@ -10,6 +10,7 @@ stamp="$bin_dir/.helm-layer.sha256"
 want=$(sha256sum "$pin" | cut -d' ' -f1)
 
 if [[ -x "$bin_dir/helm" && -x "$bin_dir/kubectl" && "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
+    touch "$bin_dir/helm"  # up to date for make, which compares it with this script's time
     exit 0
 fi
 
