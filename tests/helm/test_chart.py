@@ -1,0 +1,557 @@
+"""Unit tests of the chart: assertions on what `helm template` renders."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from conftest import CHART, ROOT, find, one, render, run_helm
+
+DEFAULTS = CHART / "ci" / "default.yaml"
+BLUE_GREEN = CHART / "ci" / "blue-green.yaml"
+INGRESS_TLS = CHART / "ci" / "ingress-tls.yaml"
+EXISTING_SECRET = CHART / "ci" / "existing-secret.yaml"
+HPA_OFF = CHART / "ci" / "hpa-off.yaml"
+COLLECTOR_DISABLED = CHART / "ci" / "collector-disabled.yaml"
+UID = 65532
+
+
+def deployments(objects):
+    return find(objects, "Deployment")
+
+
+def config_of(objects, name):
+    return yaml.safe_load(one(objects, "ConfigMap", name)["data"]["config.yaml"])
+
+
+def checksum(objects, name):
+    return one(objects, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+
+# --- selectors and labels -------------------------------------------------------------------
+
+SELECTOR_KEYS = {"app.kubernetes.io/name", "app.kubernetes.io/instance", "axiom25/color"}
+
+
+def selectors(objects):
+    out = {}
+    for o in objects:
+        if o["kind"] in ("Deployment", "PodDisruptionBudget"):
+            out[(o["kind"], o["metadata"]["name"])] = o["spec"]["selector"]["matchLabels"]
+        elif o["kind"] == "Service":
+            out[(o["kind"], o["metadata"]["name"])] = o["spec"]["selector"]
+    return out
+
+
+@pytest.mark.parametrize("values", [DEFAULTS, BLUE_GREEN], ids=["single", "blue-green"])
+def test_selectors_stay_the_same_when_images_config_replicas_and_labels_change(values):
+    before = selectors(render(values))
+    after = selectors(render(values, sets=(
+        "global.imageTag=9.9.9", "api.image.tag=1.2.3", "api.config.limits.max_rows=64",
+        "ui-gateway.replicaCount=7", "global.commonLabels.team=other", "global.environment=staging",
+        "api.podLabels.extra=yes", "global.imageDigests.telemetry-collector=sha256:" + "a" * 64,
+    )))
+    assert before == after
+    for name, selector in before.items():
+        assert set(selector) <= SELECTOR_KEYS, f"{name} selects on {set(selector) - SELECTOR_KEYS}"
+
+
+def test_every_selector_matches_its_own_pods_and_no_others(ci_objects):
+    _, objects = ci_objects
+    pods = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in deployments(objects)}
+    for d in deployments(objects):
+        assert d["spec"]["selector"]["matchLabels"].items() <= pods[d["metadata"]["name"]].items()
+    for kind in ("PodDisruptionBudget",):
+        for o in find(objects, kind):
+            matched = [n for n, labels in pods.items() if o["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+            assert matched == [o["metadata"]["name"]], f"{kind} {o['metadata']['name']} selects {matched}"
+    for service in find(objects, "Service"):
+        matched = [n for n, labels in pods.items() if service["spec"]["selector"].items() <= labels.items()]
+        assert len(matched) == 1, f"Service {service['metadata']['name']} selects {matched}"
+
+
+def test_every_object_carries_the_recommended_labels_and_the_release_namespace(ci_objects):
+    _, objects = ci_objects
+    for o in objects:
+        labels = o["metadata"]["labels"]
+        for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+                    "app.kubernetes.io/managed-by", "app.kubernetes.io/part-of", "helm.sh/chart"):
+            assert key in labels, f"{o['kind']}/{o['metadata']['name']} lacks {key}"
+        assert o["metadata"]["namespace"] == "axiom25"
+
+
+def test_common_labels_reach_every_object_but_no_selector():
+    objects = render(INGRESS_TLS)
+    assert all(o["metadata"]["labels"].get("team") == "matrix" for o in objects)
+    assert all("team" not in s for s in selectors(objects).values())
+
+
+# --- config and its checksum ----------------------------------------------------------------
+
+def test_the_config_checksum_changes_with_that_services_config_only():
+    base = render(DEFAULTS)
+    changed = render(DEFAULTS, sets=("api.config.limits.max_rows=512",))
+    assert config_of(changed, "axiom25-api")["limits"] == {"max_rows": 512}
+    assert checksum(changed, "axiom25-api") != checksum(base, "axiom25-api")
+    assert checksum(changed, "axiom25-ui-gateway") == checksum(base, "axiom25-ui-gateway")
+    assert checksum(render(DEFAULTS), "axiom25-api") == checksum(base, "axiom25-api")
+    environment = render(DEFAULTS, sets=("global.environment=staging",))
+    for name in ("axiom25-api", "axiom25-ui-gateway", "axiom25-telemetry-collector"):
+        assert checksum(environment, name) != checksum(base, name)
+
+
+def test_every_deployment_mounts_its_configmap_and_passes_it_with_config(ci_objects):
+    _, objects = ci_objects
+    configmaps = {c["metadata"]["name"] for c in find(objects, "ConfigMap")}
+    for d in deployments(objects):
+        pod = d["spec"]["template"]["spec"]
+        volume = next(v for v in pod["volumes"] if v["name"] == "config")
+        assert volume["configMap"]["name"] in configmaps
+        container = pod["containers"][0]
+        assert container["args"] == ["--config", "/etc/axiom25/config.yaml"]
+        assert {"name": "config", "mountPath": "/etc/axiom25", "readOnly": True} in container["volumeMounts"]
+
+
+def test_the_chart_writes_ports_telemetry_and_shutdown_into_each_config():
+    objects = render(DEFAULTS)
+    api = config_of(objects, "axiom25-api")
+    assert api["server"] == {"grpc_port": 50051, "admin_port": 8081}
+    assert api["telemetry"] == {"environment": "production", "log_format": "json",
+                                "otlp_endpoint": "http://axiom25-telemetry-collector:4317"}
+    assert api["shutdown"] == {"drain_delay_ms": 0, "grace_period_ms": 20000}
+    assert config_of(objects, "axiom25-ui-gateway")["server"] == {"http_port": 8080, "admin_port": 8082}
+    collector = config_of(objects, "axiom25-telemetry-collector")
+    assert collector["server"] == {"grpc_port": 4317, "http_port": 4318, "admin_port": 8888}
+    assert "otlp_endpoint" not in collector["telemetry"], "the collector must not export its own spans to itself"
+
+
+def _rust_fields(path, struct):
+    """`pub name:` fields of one Rust struct."""
+    text = (ROOT / path).read_text()
+    body = text[text.index(f"pub struct {struct} {{") + len(f"pub struct {struct} {{"):]
+    body = body[: body.index("\n}")]
+    return {line.split("pub ", 1)[1].split(":", 1)[0] for line in body.splitlines() if line.strip().startswith("pub ")}
+
+
+def test_the_api_config_schema_knows_exactly_the_api_settings_keys():
+    schema = json.loads((CHART / "charts/api/values.schema.json").read_text())["properties"]["config"]["properties"]
+    settings = "services/api/src/settings.rs"
+    assert set(schema) | {"shutdown"} == _rust_fields(settings, "Settings")
+    for section, struct in [("limits", "LimitSettings"), ("compute", "ComputeSettings"), ("grpc", "GrpcSettings")]:
+        assert set(schema[section]["properties"]) == _rust_fields(settings, struct), section
+    assert set(schema["telemetry"]["properties"]) == _rust_fields("libs/observability/src/telemetry/mod.rs", "TelemetrySettings")
+    assert set(schema["server"]["properties"]) | {"grpc_port", "admin_port"} == _rust_fields(settings, "ServerSettings")
+    assert _rust_fields(settings, "ShutdownSettings") == {"drain_delay_ms", "grace_period_ms"}
+
+
+def test_the_collector_config_schema_knows_only_the_collector_settings_keys():
+    schema = json.loads((CHART / "charts/telemetry-collector/values.schema.json").read_text())["properties"]["config"]["properties"]
+    settings = "services/telemetry-collector/src/settings.rs"
+    # A new section in the collector's Settings must be added to tools/helm/schema-overrides.yaml,
+    # or operators cannot set it through the chart.
+    assert set(schema) | {"shutdown"} == _rust_fields(settings, "Settings")
+    assert set(schema["server"]["properties"]) | {"grpc_port", "http_port", "admin_port"} == _rust_fields(settings, "ServerSettings")
+    assert _rust_fields(settings, "ShutdownSettings") == {"drain_delay_ms", "grace_period_ms"}
+
+
+# --- shutdown ---------------------------------------------------------------------------------
+
+def test_pods_sleep_in_prestop_then_get_more_grace_than_sleep_plus_drain(ci_objects):
+    name, objects = ci_objects
+    for d in deployments(objects):
+        pod = d["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        component = d["metadata"]["labels"]["app.kubernetes.io/name"]
+        configmap = next(v for v in pod["volumes"] if v["name"] == "config")["configMap"]["name"]
+        config = config_of(objects, configmap)
+        grace_ms = config["shutdown"]["grace_period_ms"]
+        if name == "hpa-off":
+            assert "lifecycle" not in container, "the drain delay moves into the config without native sleep"
+            drain = config["shutdown"]["drain_delay_ms"] / 1000
+            assert drain == 5
+        else:
+            drain = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+            assert drain == 5 and config["shutdown"]["drain_delay_ms"] == 0
+        assert pod["terminationGracePeriodSeconds"] > drain + grace_ms / 1000, component
+
+
+# --- autoscaling ------------------------------------------------------------------------------
+
+def test_hpa_and_replicas_are_never_both_set(ci_objects):
+    _, objects = ci_objects
+    scaled = {h["spec"]["scaleTargetRef"]["name"] for h in find(objects, "HorizontalPodAutoscaler")}
+    for d in deployments(objects):
+        if d["metadata"]["name"] in scaled:
+            assert "replicas" not in d["spec"], d["metadata"]["name"]
+        else:
+            assert d["spec"]["replicas"] >= 1, d["metadata"]["name"]
+    names = {d["metadata"]["name"] for d in deployments(objects)}
+    assert scaled <= names, "an HPA targets a Deployment that does not exist"
+
+
+def test_hpas_scale_on_cpu_and_memory_from_two_replicas_with_a_scale_down_window():
+    objects = render(DEFAULTS)
+    hpas = find(objects, "HorizontalPodAutoscaler")
+    assert {h["metadata"]["name"] for h in hpas} == {"axiom25-api", "axiom25-ui-gateway"}
+    for hpa in hpas:
+        spec = hpa["spec"]
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        assert spec["minReplicas"] >= 2 and spec["maxReplicas"] >= spec["minReplicas"]
+        assert {m["resource"]["name"] for m in spec["metrics"]} == {"cpu", "memory"}
+        assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 60
+
+
+def test_hpa_off_renders_fixed_replicas():
+    objects = render(HPA_OFF)
+    assert not find(objects, "HorizontalPodAutoscaler")
+    assert one(objects, "Deployment", "axiom25-api")["spec"]["replicas"] == 3
+
+
+def test_a_min_replicas_above_max_replicas_is_refused():
+    result = run_helm("template", "x", str(CHART), "--set", "api.autoscaling.minReplicas=5", "--set", "api.autoscaling.maxReplicas=3")
+    assert result.returncode != 0 and "api.autoscaling.minReplicas" in result.stderr
+
+
+# --- disruption budgets -----------------------------------------------------------------------
+
+def test_every_deployment_has_one_pdb_with_an_unhealthy_pod_eviction_policy(ci_objects):
+    _, objects = ci_objects
+    pdbs = {p["metadata"]["name"]: p for p in find(objects, "PodDisruptionBudget")}
+    for d in deployments(objects):
+        pdb = pdbs[d["metadata"]["name"]]
+        assert pdb["spec"]["unhealthyPodEvictionPolicy"] in ("AlwaysAllow", "IfHealthyBudget")
+        assert pdb["spec"]["selector"]["matchLabels"] == d["spec"]["selector"]["matchLabels"]
+
+
+# --- blue/green -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("active", ["blue", "green"])
+def test_the_api_service_follows_the_active_colour(active):
+    objects = render(BLUE_GREEN, sets=(f"api.blueGreen.activeColor={active}",))
+    assert one(objects, "Service", "axiom25-api")["spec"]["selector"]["axiom25/color"] == active
+    for color in ("blue", "green"):
+        assert one(objects, "Service", f"axiom25-api-{color}")["spec"]["selector"]["axiom25/color"] == color
+        assert one(objects, "HorizontalPodAutoscaler", f"axiom25-api-{color}")["spec"]["scaleTargetRef"]["name"] == f"axiom25-api-{color}"
+        assert one(objects, "PodDisruptionBudget", f"axiom25-api-{color}")["spec"]["selector"]["matchLabels"]["axiom25/color"] == color
+    assert not find(objects, "Deployment", "axiom25-api")
+
+
+def test_switching_colour_changes_only_the_api_service_selector_and_the_notes():
+    blue = render(BLUE_GREEN, sets=("api.blueGreen.activeColor=blue",))
+    green = render(BLUE_GREEN, sets=("api.blueGreen.activeColor=green",))
+    differing = [a["kind"] + "/" + a["metadata"]["name"] for a, b in zip(blue, green) if a != b]
+    assert differing == ["Service/axiom25-api"]
+
+
+def test_each_colour_gets_its_own_config_and_only_its_pods_roll():
+    base = render(BLUE_GREEN)
+    changed = render(BLUE_GREEN, sets=("api.blueGreen.green.config.limits.max_rows=2048", "api.config.limits.max_cols=512"))
+    assert config_of(changed, "axiom25-api-green")["limits"] == {"max_rows": 2048, "max_cols": 512}
+    assert config_of(changed, "axiom25-api-blue")["limits"] == {"max_cols": 512}
+    only_green = render(BLUE_GREEN, sets=("api.blueGreen.green.config.compute.workers=2",))
+    assert checksum(only_green, "axiom25-api-green") != checksum(base, "axiom25-api-green")
+    assert checksum(only_green, "axiom25-api-blue") == checksum(base, "axiom25-api-blue")
+
+
+def test_each_colour_runs_its_own_image_and_replicas():
+    objects = render(BLUE_GREEN, sets=("api.autoscaling.enabled=false", "api.blueGreen.green.digest=sha256:" + "b" * 64))
+    blue = one(objects, "Deployment", "axiom25-api-blue")
+    green = one(objects, "Deployment", "axiom25-api-green")
+    assert blue["spec"]["template"]["spec"]["containers"][0]["image"] == "axiom25/api:0.1.0"
+    assert green["spec"]["template"]["spec"]["containers"][0]["image"] == "axiom25/api@sha256:" + "b" * 64
+    assert (blue["spec"]["replicas"], green["spec"]["replicas"]) == (2, 3)
+
+
+def test_a_digest_overrides_a_tag_and_the_registry_prefixes_every_image():
+    objects = render(INGRESS_TLS, sets=("api.image.tag=7.7.7",))
+    images = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["image"] for d in deployments(objects)}
+    assert images["axiom25-api"] == "registry.example.com/axiom25/axiom25/api:7.7.7"
+    assert images["axiom25-ui-gateway"] == "registry.example.com/axiom25/axiom25/ui-gateway@sha256:" + "0" * 63 + "2"
+    default = render(DEFAULTS, sets=("global.imageTag=2.0.0",))
+    assert one(default, "Deployment", "axiom25-api")["spec"]["template"]["spec"]["containers"][0]["image"] == "axiom25/api:2.0.0"
+
+
+# --- security ---------------------------------------------------------------------------------
+
+def test_every_container_runs_with_the_secure_context_limits_and_probes(ci_objects):
+    _, objects = ci_objects
+    assert deployments(objects)
+    for d in deployments(objects):
+        pod = d["spec"]["template"]["spec"]
+        name = d["metadata"]["name"]
+        assert pod["automountServiceAccountToken"] is False, name
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] == UID
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in pod["containers"] + pod.get("initContainers", []):
+            sc = container["securityContext"]
+            assert sc["runAsNonRoot"] is True and sc["runAsUser"] == UID, name
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["capabilities"] == {"drop": ["ALL"]}, name
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, name
+            assert sc.get("privileged", False) is False, name
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"][kind]), name
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert probe in container, f"{name} lacks {probe}"
+
+
+def test_service_accounts_never_mount_a_token():
+    for sa in find(render(DEFAULTS), "ServiceAccount"):
+        assert sa["automountServiceAccountToken"] is False
+
+
+def test_the_api_uses_native_grpc_probes_and_the_others_http():
+    objects = render(DEFAULTS)
+    api = one(objects, "Deployment", "axiom25-api")["spec"]["template"]["spec"]["containers"][0]
+    assert api["startupProbe"]["grpc"] == {"port": 50051}
+    assert api["readinessProbe"]["grpc"] == {"port": 50051}
+    assert api["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "admin"}
+    for name, port in [("axiom25-ui-gateway", "admin"), ("axiom25-telemetry-collector", "admin")]:
+        c = one(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port}
+        assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": port}
+
+
+def test_pods_spread_over_zones_and_nodes():
+    for d in deployments(render(BLUE_GREEN)):
+        spread = d["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert {c["topologyKey"] for c in spread} == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+        for constraint in spread:
+            assert constraint["labelSelector"]["matchLabels"] == d["spec"]["selector"]["matchLabels"]
+
+
+# --- network policies -------------------------------------------------------------------------
+
+PEERS = {
+    "dns": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}},
+    "prometheus": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                   "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}},
+    "ingress-controller": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+                           "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}}},
+    "otel-elsewhere": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}},
+                       "podSelector": {"matchLabels": {"app.kubernetes.io/name": "opentelemetry-collector"}}},
+}
+
+
+def _peer_name(peer):
+    for name, known in PEERS.items():
+        if peer == known:
+            return name
+    assert set(peer) == {"podSelector"}, f"unexpected peer {peer}"
+    labels = peer["podSelector"]["matchLabels"]
+    assert labels["app.kubernetes.io/instance"] == "axiom25" and len(labels) == 2, f"peer wider than one component: {peer}"
+    return labels["app.kubernetes.io/name"]
+
+
+def flows(objects):
+    """Every allowed (target, direction, peer, port/protocol), checking no rule is open-ended."""
+    out = set()
+    for policy in find(objects, "NetworkPolicy"):
+        spec = policy["spec"]
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+        selector = spec["podSelector"]["matchLabels"]
+        if policy["metadata"]["name"].endswith("-default-deny"):
+            assert "ingress" not in spec and "egress" not in spec
+            continue
+        target = selector["app.kubernetes.io/name"]
+        for direction, peers_key in (("ingress", "from"), ("egress", "to")):
+            for rule in spec.get(direction, []):
+                assert rule.get(peers_key), f"{target} {direction} rule open to everyone"
+                assert rule.get("ports"), f"{target} {direction} rule open on every port"
+                for peer in rule[peers_key]:
+                    for port in rule["ports"]:
+                        out.add((target, direction, _peer_name(peer), f"{port['port']}/{port['protocol']}"))
+    return out
+
+
+DNS = {(t, "egress", "dns", f"53/{p}") for t in ("api", "ui-gateway", "telemetry-collector") for p in ("UDP", "TCP")}
+FLOWS = DNS | {
+    ("ui-gateway", "ingress", "ingress-controller", "http/TCP"),
+    ("ui-gateway", "egress", "api", "grpc/TCP"),
+    ("api", "ingress", "ui-gateway", "grpc/TCP"),
+    ("api", "egress", "telemetry-collector", "otlp-grpc/TCP"),
+    ("ui-gateway", "egress", "telemetry-collector", "otlp-grpc/TCP"),
+    ("telemetry-collector", "ingress", "api", "otlp-grpc/TCP"),
+    ("telemetry-collector", "ingress", "api", "otlp-http/TCP"),
+    ("telemetry-collector", "ingress", "ui-gateway", "otlp-grpc/TCP"),
+    ("telemetry-collector", "ingress", "ui-gateway", "otlp-http/TCP"),
+    ("api", "ingress", "prometheus", "admin/TCP"),
+    ("ui-gateway", "ingress", "prometheus", "admin/TCP"),
+    ("telemetry-collector", "ingress", "prometheus", "admin/TCP"),
+}
+
+
+def test_network_policies_allow_exactly_the_flows_the_system_needs():
+    assert flows(render(DEFAULTS)) == FLOWS
+
+
+def test_the_api_grpc_ingress_opens_the_api_to_the_ingress_controller_only_when_enabled():
+    assert flows(render(INGRESS_TLS)) == FLOWS | {("api", "ingress", "ingress-controller", "grpc/TCP")}
+
+
+def test_an_outside_otlp_endpoint_is_allowed_only_when_configured():
+    expected = {f for f in FLOWS if "telemetry-collector" not in (f[0],)}
+    expected |= {(t, "egress", "otel-elsewhere", "4317/TCP") for t in ("api", "ui-gateway")}
+    objects = render(COLLECTOR_DISABLED)
+    assert flows(objects) == expected
+    assert config_of(objects, "axiom25-api")["telemetry"]["otlp_endpoint"] == "http://otel-collector.observability:4317"
+
+
+def test_the_collector_forwards_upstream_only_where_configured():
+    upstream = ("telemetry-collector.networkPolicy.upstream[0].to[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=observability",
+                "telemetry-collector.networkPolicy.upstream[0].to[0].podSelector.matchLabels.app\\.kubernetes\\.io/name=opentelemetry-collector",
+                "telemetry-collector.networkPolicy.upstream[0].ports[0].port=4317",
+                "telemetry-collector.networkPolicy.upstream[0].ports[0].protocol=TCP")
+    assert flows(render(DEFAULTS, sets=upstream)) == FLOWS | {("telemetry-collector", "egress", "otel-elsewhere", "4317/TCP")}
+
+
+def test_every_pod_is_under_a_default_deny_policy_and_named_ports_exist(ci_objects):
+    _, objects = ci_objects
+    policies = find(objects, "NetworkPolicy")
+    ports = {}
+    for d in deployments(objects):
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        covering = [p for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
+        assert any(p["metadata"]["name"].endswith("-default-deny") for p in covering), d["metadata"]["name"]
+        assert len(covering) == 2, d["metadata"]["name"]
+        ports.setdefault(labels["app.kubernetes.io/name"], set()).update(
+            p["name"] for p in d["spec"]["template"]["spec"]["containers"][0]["ports"])
+    for target, direction, peer, port in flows(objects):
+        name = port.split("/")[0]
+        if name.isdigit():
+            continue
+        owner = target if direction == "ingress" else peer
+        if owner in ports:
+            assert name in ports[owner], f"{target} {direction} {peer}: no port named {name} on {owner}"
+
+
+# --- ingress, secrets, monitoring, dashboards -------------------------------------------------
+
+def test_ingresses_have_a_class_hosts_and_tls():
+    objects = render(INGRESS_TLS)
+    gateway = one(objects, "Ingress", "axiom25-ui-gateway")["spec"]
+    assert gateway["ingressClassName"] == "nginx"
+    assert gateway["tls"] == [{"secretName": "matrix-example-com-tls", "hosts": ["matrix.example.com"]}]
+    assert gateway["rules"][0]["http"]["paths"][0]["backend"]["service"] == {"name": "axiom25-ui-gateway", "port": {"name": "http"}}
+    api = one(objects, "Ingress", "axiom25-api")
+    assert api["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"] == "GRPC"
+    assert not find(render(DEFAULTS), "Ingress")
+
+
+def test_api_keys_come_from_the_charts_secret_or_an_existing_one():
+    inline = render(INGRESS_TLS)
+    secret = one(inline, "Secret", "axiom25-ui-gateway-api-keys")
+    assert secret["stringData"]["api-keys"].split() == ["k-0123456789abcdef0123", "k-fedcba9876543210fedc"]
+    pod = one(inline, "Deployment", "axiom25-ui-gateway")["spec"]["template"]
+    assert "checksum/api-keys" in pod["metadata"]["annotations"]
+    existing = render(EXISTING_SECRET)
+    assert not find(existing, "Secret")
+    volume = next(v for v in one(existing, "Deployment", "axiom25-ui-gateway")["spec"]["template"]["spec"]["volumes"] if v["name"] == "api-keys")
+    assert volume["secret"] == {"secretName": "axiom25-gateway-keys", "items": [{"key": "keys", "path": "api-keys"}]}
+    assert not find(render(DEFAULTS), "Secret")
+
+
+def test_monitoring_objects_appear_only_with_the_crds_and_carry_the_selector_labels():
+    assert not find(render(DEFAULTS), "ServiceMonitor")
+    objects = render(DEFAULTS, sets=("global.monitoring.labels.release=prom", "api.serviceMonitor.labels.team=matrix"),
+                     api_versions=("monitoring.coreos.com/v1",))
+    monitors = {m["metadata"]["name"]: m for m in find(objects, "ServiceMonitor")}
+    assert set(monitors) == {"axiom25-api", "axiom25-ui-gateway", "axiom25-telemetry-collector"}
+    assert monitors["axiom25-api"]["metadata"]["labels"]["team"] == "matrix"
+    services = find(objects, "Service")
+    for monitor in monitors.values():
+        assert monitor["metadata"]["labels"]["release"] == "prom"
+        selected = [s for s in services if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
+        assert len(selected) == 1 and "admin" in {p["name"] for p in selected[0]["spec"]["ports"]}
+    rule = one(objects, "PrometheusRule", "axiom25-api")
+    assert rule["spec"] == yaml.safe_load((ROOT / "infrastructure/monitoring/rules/api.yml").read_text())
+    assert find(render(EXISTING_SECRET), "ServiceMonitor"), "global.monitoring.assumeCrds forces them"
+
+
+def test_blue_green_scrapes_both_colours_through_their_preview_services():
+    objects = render(BLUE_GREEN, api_versions=("monitoring.coreos.com/v1",))
+    monitor = one(objects, "ServiceMonitor", "axiom25-api")
+    selected = {s["metadata"]["name"] for s in find(objects, "Service")
+                if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()}
+    assert selected == {"axiom25-api-blue", "axiom25-api-green"}
+
+
+def test_grafana_dashboards_are_labelled_configmaps_of_valid_dashboards():
+    dashboards = [c for c in find(render(DEFAULTS), "ConfigMap") if c["metadata"]["labels"].get("grafana_dashboard") == "1"]
+    assert dashboards
+    for configmap in dashboards:
+        for content in configmap["data"].values():
+            dashboard = json.loads(content)
+            assert dashboard["uid"] and dashboard["panels"]
+            assert all(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+
+
+def test_a_disabled_subchart_renders_nothing():
+    objects = render(COLLECTOR_DISABLED)
+    assert not [o for o in objects if o["metadata"]["labels"]["app.kubernetes.io/name"] == "telemetry-collector"]
+    assert one(objects, "Deployment", "axiom25-api")
+
+
+# --- values schema ----------------------------------------------------------------------------
+
+BAD_VALUES = [
+    ("api.autoscaling.minReplicas=1", "minReplicas"),
+    ("api.blueGreen.activeColor=purple", "activeColor"),
+    ("api.replicas=3", "replicas"),
+    ("api.config.limits.max_rowz=10", "max_rowz"),
+    ("api.config.server.grpc_port=1", "grpc_port"),
+    ("api.config.shutdown.grace_period_ms=1", "shutdown"),
+    ("api.config.telemetry.log_format=xml", "log_format"),
+    ("ui-gateway.securityContext.runAsUser=0", "runAsUser"),
+    ("ui-gateway.securityContext.allowPrivilegeEscalation=true", "allowPrivilegeEscalation"),
+    ("telemetry-collector.securityContext.readOnlyRootFilesystem=false", "readOnlyRootFilesystem"),
+    ("telemetry-collector.config.limits.max_rows=1", "limits"),
+    ("telemetry-collector.pdb.unhealthyPodEvictionPolicy=Sometimes", "unhealthyPodEvictionPolicy"),
+    ("global.imageDigests.api=latest", "imageDigests"),
+    ("global.imageDigests.db=sha256:" + "0" * 64, "imageDigests"),
+    ("global.otlpEndpoint=collector:4317", "otlpEndpoint"),
+    ("global.unknown=1", "unknown"),
+    ("grafanaDashboards.enabled=maybe", "enabled"),
+    ("api.ports.grpc=70000", "grpc"),
+    ("ui-gateway.ingress.hosts[0].host=x", "paths"),
+]
+
+
+@pytest.mark.parametrize(("setting", "key"), BAD_VALUES, ids=[b[0].split("=")[0] for b in BAD_VALUES])
+def test_bad_values_are_refused_with_a_message_naming_the_key(setting, key):
+    result = run_helm("template", "axiom25", str(CHART), "--set", setting)
+    assert result.returncode != 0, f"{setting} was accepted"
+    assert key in result.stderr, result.stderr
+
+
+def test_every_schema_is_strict_and_declares_global_and_enabled():
+    for path in [CHART / "values.schema.json", *(CHART / "charts").glob("*/values.schema.json")]:
+        schema = json.loads(path.read_text())
+        assert schema["additionalProperties"] is False, path
+        assert "global" in schema["properties"], path
+        if path.parent != CHART:
+            assert schema["properties"]["enabled"]["type"] == "boolean", path
+            assert schema["properties"]["global"] == json.loads((CHART / "values.schema.json").read_text())["properties"]["global"]
+
+
+def test_helm_install_refuses_bad_values_before_touching_a_cluster():
+    result = run_helm("install", "axiom25", str(CHART), "--dry-run=client", "--set", "api.blueGreen.activeColor=red")
+    assert result.returncode != 0 and "/blueGreen/activeColor" in result.stderr, result.stderr
+
+
+def test_the_notes_tell_how_to_switch_colours():
+    result = run_helm("install", "axiom25", str(CHART), "--dry-run=client", "-n", "axiom25", "-f", str(BLUE_GREEN))
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert "traffic goes to green" in notes
+    assert "--set api.blueGreen.activeColor=blue" in notes
+
+
+@pytest.mark.parametrize(("version", "accepted"), [("1.28.0", False), ("1.29.0", True), ("1.37.0", True)])
+def test_the_chart_installs_on_kubernetes_1_29_and_later(version, accepted):
+    result = run_helm("template", "axiom25", str(CHART), "--kube-version", version)
+    assert (result.returncode == 0) == accepted, result.stderr
