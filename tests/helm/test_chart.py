@@ -153,6 +153,17 @@ def test_the_collector_config_schema_knows_only_the_collector_settings_keys():
     assert set(schema) | {"shutdown"} == _rust_fields(settings, "Settings")
     assert set(schema["server"]["properties"]) | {"grpc_port", "http_port", "admin_port"} == _rust_fields(settings, "ServerSettings")
     assert _rust_fields(settings, "ShutdownSettings") == {"drain_delay_ms", "grace_period_ms"}
+    collector = "services/telemetry-collector/src"
+    for section, path, struct in [
+        ("limits", "receiver/mod.rs", "Limits"),
+        ("memory", "limiter.rs", "MemorySettings"),
+        ("span_store", "store/mod.rs", "SpanStoreSettings"),
+        ("log_store", "store/mod.rs", "LogStoreSettings"),
+        ("span_metrics", "spanmetrics.rs", "SpanMetricsSettings"),
+        ("metric_store", "metric_store.rs", "MetricStoreSettings"),
+        ("forward", "forward/settings.rs", "ForwardSettings"),
+    ]:
+        assert set(schema[section]["properties"]) == _rust_fields(f"{collector}/{path}", struct), section
 
 
 # --- shutdown ---------------------------------------------------------------------------------
