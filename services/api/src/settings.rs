@@ -151,6 +151,16 @@ impl Settings {
     }
 }
 
+impl axiom25_observability::service::ServiceSettings for Settings {
+    fn admin_endpoint(&self) -> (std::net::IpAddr, u16) {
+        (self.server.host, self.server.admin_port)
+    }
+
+    fn telemetry(&self) -> &TelemetrySettings {
+        &self.telemetry
+    }
+}
+
 impl Validate for Settings {
     fn validate(&self) -> Vec<String> {
         let mut problems = check_distinct_ports(&[

@@ -1,0 +1,69 @@
+//! The `main` of every service binary: load settings, start telemetry, serve until SIGTERM/SIGINT,
+//! flush, exit. `<binary> healthcheck` instead asks the service running on this host whether it is
+//! ready (exit 0): the container health check of images that carry no shell and no curl.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::ServiceInfo;
+use crate::config::{self, Sources, Validate};
+use crate::telemetry::{self, TelemetrySettings};
+use crate::{admin, shutdown};
+
+/// What [`main`] needs to know about a service's settings.
+pub trait ServiceSettings: DeserializeOwned + Validate {
+    /// Address and port of the admin listener (`/readyz`).
+    fn admin_endpoint(&self) -> (IpAddr, u16);
+    /// The `telemetry` section.
+    fn telemetry(&self) -> &TelemetrySettings;
+}
+
+/// Runs a service binary: `serve` builds the application from its settings and runs it until the
+/// given signal future resolves. Exit codes: 0 after a clean stop, 1 when serving failed, 2 for an
+/// invalid configuration.
+pub async fn main<S, F, Fut>(info: &ServiceInfo, serve: F) -> ExitCode
+where
+    S: ServiceSettings,
+    F: FnOnce(S, std::pin::Pin<Box<dyn Future<Output = &'static str> + Send>>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let binary = format!("axiom25-{}", info.name);
+    let mut args: Vec<String> = std::env::args().collect();
+    let healthcheck = args.get(1).is_some_and(|arg| arg == "healthcheck");
+    if healthcheck {
+        args.remove(1);
+    }
+    let settings = match Sources::from_process(args).and_then(|sources| config::load::<S>(&sources)) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("{binary}: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if healthcheck {
+        let (host, port) = settings.admin_endpoint();
+        let ready = tokio::task::spawn_blocking(move || admin::probe_ready(host, port, Duration::from_secs(2)));
+        return if ready.await.unwrap_or(false) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    let telemetry = match telemetry::init(settings.telemetry(), info) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("{binary}: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = async {
+        let stop = shutdown::signal()?;
+        serve(settings, Box::pin(stop)).await
+    }
+    .await;
+    if let Err(error) = &result {
+        tracing::error!(error = format!("{error:#}"), "Exiting on error");
+    }
+    // Flushing blocks; the runtime's own work is done by now.
+    tokio::task::block_in_place(|| telemetry.shutdown());
+    if result.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
