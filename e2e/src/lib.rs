@@ -19,6 +19,12 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 pub const API_GRPC_PORT: u16 = 50051;
 /// The api's admin port inside its container.
 pub const API_ADMIN_PORT: u16 = 8081;
+/// The collector's OTLP/gRPC port inside its container.
+pub const COLLECTOR_GRPC_PORT: u16 = 4317;
+/// The collector's OTLP/HTTP port inside its container.
+pub const COLLECTOR_HTTP_PORT: u16 = 4318;
+/// The collector's admin and query port inside its container.
+pub const COLLECTOR_ADMIN_PORT: u16 = 8888;
 
 /// Tag of the images under test.
 #[must_use]
@@ -98,24 +104,8 @@ impl ApiContainer {
     /// # Panics
     /// When the image is missing or the container does not start within 60 s.
     pub async fn start(network: &TestNetwork, env: &[(&str, &str)]) -> Self {
-        let tag = image_tag();
-        require_image(&format!("axiom25/api:{tag}"));
-        let name = unique_name("api");
-        let mut request = GenericImage::new("axiom25/api", &tag)
-            .with_exposed_port(ContainerPort::Tcp(API_GRPC_PORT))
-            .with_exposed_port(ContainerPort::Tcp(API_ADMIN_PORT))
-            .with_wait_for(WaitFor::message_on_stdout("\"message\":\"Listening\""))
-            .with_network(network.name.clone())
-            .with_container_name(name.clone())
-            .with_readonly_rootfs(true)
-            .with_cap_drop("ALL")
-            .with_security_opt("no-new-privileges:true")
-            .with_startup_timeout(Duration::from_secs(60))
-            .with_host_config_modifier(publish_on_loopback(&[API_GRPC_PORT, API_ADMIN_PORT]));
-        for (key, value) in env {
-            request = request.with_env_var(*key, *value);
-        }
-        let container = request.start().await.expect("the api container starts");
+        const PORTS: &[u16] = &[API_GRPC_PORT, API_ADMIN_PORT];
+        let (container, name) = start_hardened("api", PORTS, network, env).await;
         let grpc = container_port(&container, API_GRPC_PORT).await;
         let admin = container_port(&container, API_ADMIN_PORT).await;
         Self { container, grpc, admin, internal_grpc: format!("http://{name}:{API_GRPC_PORT}") }
@@ -154,6 +144,75 @@ impl ApiContainer {
         assert!(out.status.success(), "docker inspect failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
+}
+
+/// The telemetry-collector image, hardened like [`ApiContainer`].
+pub struct CollectorContainer {
+    container: ContainerAsync<GenericImage>,
+    /// OTLP/gRPC, from the host.
+    pub grpc: SocketAddr,
+    /// OTLP/HTTP, from the host.
+    pub http: SocketAddr,
+    /// Admin and query API, from the host.
+    pub admin: SocketAddr,
+    /// OTLP/gRPC from other containers on the test network, e.g. `http://axiom25-e2e-…-collector:4317`.
+    pub internal_grpc: String,
+}
+
+impl CollectorContainer {
+    /// Starts the collector on `network` with extra `AXIOM25__…` settings and waits until it listens.
+    ///
+    /// # Panics
+    /// When the image is missing or the container does not start within 60 s.
+    pub async fn start(network: &TestNetwork, env: &[(&str, &str)]) -> Self {
+        const PORTS: &[u16] = &[COLLECTOR_GRPC_PORT, COLLECTOR_HTTP_PORT, COLLECTOR_ADMIN_PORT];
+        let (container, name) = start_hardened("telemetry-collector", PORTS, network, env).await;
+        Self {
+            grpc: container_port(&container, COLLECTOR_GRPC_PORT).await,
+            http: container_port(&container, COLLECTOR_HTTP_PORT).await,
+            admin: container_port(&container, COLLECTOR_ADMIN_PORT).await,
+            container,
+            internal_grpc: format!("http://{name}:{COLLECTOR_GRPC_PORT}"),
+        }
+    }
+
+    /// The container's id.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        self.container.id()
+    }
+}
+
+/// Starts `axiom25/<service>` hardened as in production (read-only root, no capabilities, no new
+/// privileges) on `network`, publishing `ports` on loopback, and waits for its `Listening` log line.
+async fn start_hardened(
+    service: &str,
+    ports: &'static [u16],
+    network: &TestNetwork,
+    env: &[(&str, &str)],
+) -> (ContainerAsync<GenericImage>, String) {
+    let tag = image_tag();
+    let image = format!("axiom25/{service}");
+    require_image(&format!("{image}:{tag}"));
+    let name = unique_name(service);
+    let mut generic = GenericImage::new(image, tag);
+    for port in ports {
+        generic = generic.with_exposed_port(ContainerPort::Tcp(*port));
+    }
+    let mut request = generic
+        .with_wait_for(WaitFor::message_on_stdout("\"message\":\"Listening\""))
+        .with_network(network.name.clone())
+        .with_container_name(name.clone())
+        .with_readonly_rootfs(true)
+        .with_cap_drop("ALL")
+        .with_security_opt("no-new-privileges:true")
+        .with_startup_timeout(Duration::from_secs(60))
+        .with_host_config_modifier(publish_on_loopback(ports));
+    for (key, value) in env {
+        request = request.with_env_var(*key, *value);
+    }
+    let container = request.start().await.unwrap_or_else(|error| panic!("the {service} container starts: {error}"));
+    (container, name)
 }
 
 async fn container_port(container: &ContainerAsync<GenericImage>, inner: u16) -> SocketAddr {

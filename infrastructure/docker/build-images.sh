@@ -46,10 +46,11 @@ build() { # build IMAGE DOCKERFILE [extra docker build args]
     log "$image built in $((SECONDS - started))s, $(docker image inspect --format '{{.Size}}' "$image" | awk '{printf "%.1f MB", $1 / 1e6}')"
 }
 
+# One Dockerfile, one target per service; the first build compiles every binary, the rest reuse it.
 for service in "${SERVICES[@]}"; do
-    dockerfile=infrastructure/docker/$service/Dockerfile
-    [[ -f $dockerfile ]] || continue
-    build "axiom25/$service:$TAG" "$dockerfile" --build-arg "BUILDER_IMAGE=$builder" --build-arg "RUNTIME_IMAGE=$runtime"
+    grep -q "^FROM runtime AS $service\$" infrastructure/docker/Dockerfile || continue
+    build "axiom25/$service:$TAG" infrastructure/docker/Dockerfile --target "$service" \
+        --build-arg "BUILDER_IMAGE=$builder" --build-arg "RUNTIME_IMAGE=$runtime"
 done
 for target in prometheus alertmanager; do
     build "axiom25/$target:$TAG" infrastructure/docker/monitoring/Dockerfile --target "$target" \

@@ -1,4 +1,6 @@
-//! The api image as shipped: started hardened on a test network, called from the host.
+//! The images as shipped: started hardened on test networks, called from the host.
+
+mod collector;
 
 use std::time::{Duration, Instant};
 
