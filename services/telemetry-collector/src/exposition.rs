@@ -99,6 +99,23 @@ pub fn write_label_value(out: &mut String, value: &str) {
     }
 }
 
+/// Longest label value kept from client data, in bytes: a megabyte-long span name must not become a
+/// megabyte of series held for minutes. Longer values are cut at a character boundary.
+pub const MAX_LABEL_VALUE_BYTES: usize = 256;
+
+/// `value` cut to [`MAX_LABEL_VALUE_BYTES`] at a character boundary.
+#[must_use]
+pub fn bounded_label(value: &str) -> &str {
+    if value.len() <= MAX_LABEL_VALUE_BYTES {
+        return value;
+    }
+    let mut end = MAX_LABEL_VALUE_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
 /// Appends `name="value"` to a rendered label set (`a="1",b="2"`), with a comma when needed.
 pub fn push_label(labels: &mut String, name: &str, value: &str) {
     if !labels.is_empty() {
@@ -579,6 +596,15 @@ mod tests {
         for (value, expected) in table {
             assert_eq!(float(value), expected, "{value:?}");
         }
+    }
+
+    #[test]
+    fn long_label_values_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(300);
+        let cut = bounded_label(&long);
+        assert!(cut.len() <= MAX_LABEL_VALUE_BYTES && cut.len() >= MAX_LABEL_VALUE_BYTES - 1);
+        assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!(bounded_label("short"), "short");
     }
 
     #[test]

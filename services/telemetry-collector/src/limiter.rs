@@ -183,6 +183,16 @@ impl MemoryLimiter {
         Admission { inner: Arc::clone(&self.inner), bytes: 0 }
     }
 
+    /// The most one request may reserve up front: a quarter of the soft limit, so that no single
+    /// guess (a gzip body's decoded size) can alone refuse a request for good.
+    #[must_use]
+    pub fn largest_reservation(&self) -> usize {
+        match self.inner.soft_limit_bytes {
+            0 => usize::MAX,
+            soft => usize::try_from(soft / 4).unwrap_or(usize::MAX),
+        }
+    }
+
     /// Whether new data would be refused now.
     #[must_use]
     pub fn under_pressure(&self) -> bool {

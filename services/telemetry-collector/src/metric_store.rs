@@ -574,6 +574,14 @@ impl ResourceLabels {
 /// An attribute value as label text, as the Collector writes it: arrays and maps as JSON, bytes
 /// as base64.
 fn attribute_text(value: Option<&AnyValue>) -> String {
+    let text = full_attribute_text(value);
+    match exposition::bounded_label(&text).len() {
+        len if len == text.len() => text,
+        len => text[..len].to_owned(),
+    }
+}
+
+fn full_attribute_text(value: Option<&AnyValue>) -> String {
     use any_value::Value as V;
     match value.and_then(|value| value.value.as_ref()) {
         None | Some(V::StringValueStrindex(_)) => String::new(),
@@ -1042,6 +1050,12 @@ mod tests {
         );
         let bare = ResourceLabels::of(None);
         assert_eq!(bare.series_labels(&[text("job", "mine")]), r#"job="mine""#);
+    }
+
+    #[test]
+    fn a_huge_attribute_value_becomes_a_label_of_bounded_length() {
+        let huge = AnyValue { value: Some(any_value::Value::StringValue("v".repeat(1 << 20))) };
+        assert_eq!(attribute_text(Some(&huge)).len(), exposition::MAX_LABEL_VALUE_BYTES);
     }
 
     #[test]

@@ -78,14 +78,15 @@ async fn traces(State(stores): State<Stores>, parameters: Parameters) -> Result<
         service: present(&parameters, "service").map(str::to_owned),
         min_duration_ms: present(&parameters, "min_duration_ms")
             .map(|text| {
-                text.parse().map_err(|_| invalid("min_duration_ms", format!("must be a whole number, got {text:?}")))
+                text.parse()
+                    .map_err(|_| invalid("min_duration_ms", format!("must be a whole number, got {:?}", shown(text))))
             })
             .transpose()?,
         error: present(&parameters, "error")
             .map(|text| match text {
                 "true" => Ok(true),
                 "false" => Ok(false),
-                _ => Err(invalid("error", format!("must be true or false, got {text:?}"))),
+                _ => Err(invalid("error", format!("must be true or false, got {:?}", shown(text)))),
             })
             .transpose()?,
         limit: limit(&parameters)?.unwrap_or(DEFAULT_LIMIT),
@@ -123,17 +124,24 @@ fn limit(parameters: &HashMap<String, String>) -> Result<Option<usize>, QueryErr
     let Some(text) = present(parameters, "limit") else { return Ok(None) };
     match text.parse::<usize>() {
         Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(Some(limit)),
-        _ => Err(invalid("limit", format!("must be a whole number within 1..={MAX_LIMIT}, got {text:?}"))),
+        _ => Err(invalid("limit", format!("must be a whole number within 1..={MAX_LIMIT}, got {:?}", shown(text)))),
     }
 }
 
 fn trace_id_of(text: &str) -> Result<TraceId, QueryError> {
     parse_trace_id(text)
-        .ok_or_else(|| invalid("trace_id", format!("must be 32 hex digits and not all zero, got {text:?}")))
+        .ok_or_else(|| invalid("trace_id", format!("must be 32 hex digits and not all zero, got {:?}", shown(text))))
 }
 
 fn invalid(parameter: &'static str, problem: String) -> QueryError {
     QueryError::InvalidParameter { parameter, problem }
+}
+
+/// A client's parameter as quoted back in an error: at most 64 characters.
+fn shown(text: &str) -> String {
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(64).collect();
+    if chars.next().is_some() { format!("{head}…") } else { head }
 }
 
 #[cfg(test)]

@@ -183,14 +183,15 @@ impl SpanMetrics {
         {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             for resource_spans in &request.resource_spans {
-                let service = service_name(resource_spans.resource.as_ref());
+                let service = exposition::bounded_label(service_name(resource_spans.resource.as_ref()));
                 let spans = resource_spans.scope_spans.iter().flat_map(|scope| &scope.spans);
                 // Allocated only when a span needs a series that does not exist yet.
                 let mut new_series = Vec::new();
                 if let Some(names) = state.services.get_mut(service) {
                     for span in spans {
                         let observation = Observation::of(span, &self.bounds);
-                        match names.get_mut(span.name.as_str()).and_then(|series| find(series, observation)) {
+                        let name = exposition::bounded_label(&span.name);
+                        match names.get_mut(name).and_then(|series| find(series, observation)) {
                             Some(series) => series.observe(observation, now),
                             None => new_series.push((span, observation)),
                         }
@@ -199,7 +200,8 @@ impl SpanMetrics {
                     new_series.extend(spans.map(|span| (span, Observation::of(span, &self.bounds))));
                 }
                 for (span, observation) in new_series {
-                    self.record_new(&mut state, service, &span.name, observation, now, &mut outcome);
+                    let name = exposition::bounded_label(&span.name);
+                    self.record_new(&mut state, service, name, observation, now, &mut outcome);
                 }
             }
         }
@@ -435,6 +437,21 @@ mod tests {
                     && labels.iter().all(|(key, value)| sample.label(key) == Some(*value))
             })
             .map(|sample| sample.value)
+    }
+
+    #[test]
+    fn huge_service_and_span_names_become_labels_of_bounded_length() {
+        let metrics = SpanMetrics::new(&SpanMetricsSettings::default());
+        let now = Instant::now();
+        let (service, name) = ("s".repeat(100_000), "n".repeat(1 << 20));
+        let spans =
+            vec![span(&name, SpanKind::Server, StatusCode::Ok, MS), span(&name, SpanKind::Server, StatusCode::Ok, MS)];
+        metrics.record_at(&request(Some(&service), spans), now);
+        let samples = rendered(&metrics, now);
+        let calls = samples.iter().find(|sample| sample.name == CALLS_METRIC).expect("calls");
+        assert_eq!(calls.label("span_name").map(str::len), Some(exposition::MAX_LABEL_VALUE_BYTES));
+        assert_eq!(calls.label("service_name").map(str::len), Some(exposition::MAX_LABEL_VALUE_BYTES));
+        assert_eq!(calls.value, 2.0, "both spans share the one bounded series");
     }
 
     #[test]

@@ -485,7 +485,10 @@ impl<S: Signal> ExportLoop<S> {
                     return self.shared.lose(items, DropReason::Rejected, true);
                 }
             };
-            let wait = retry_after.unwrap_or_else(|| backoff.next_wait());
+            // As the OpenTelemetry Collector does: the upstream's delay, but never less than the
+            // backoff, so a RetryInfo of zero cannot make the loop hammer the upstream.
+            let backoff_wait = backoff.next_wait();
+            let wait = retry_after.map_or(backoff_wait, |delay| delay.max(backoff_wait));
             if first_attempt.elapsed() + wait > self.max_retry_elapsed {
                 tracing::error!(
                     exporter = S::EXPORTER,

@@ -164,17 +164,22 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         use futures_util::TryFutureExt as _;
         let limiter = &self.layer.limiter;
+        let signal = signal_of(request.uri().path());
+        // Only the OTLP services are admitted here; tonic answers anything else UNIMPLEMENTED, which
+        // the RED layer labels `_OTHER` (a refusal here would label the raw method name).
+        if signal == "other" {
+            return Either::Right(self.inner.call(request).map_ok(Box::new(|response| response)));
+        }
         if limiter.under_pressure() {
             metrics::counter!(
                 "axiom25_collector_requests_refused_total",
-                "signal" => signal_of(request.uri().path()), "transport" => "grpc", "reason" => "memory_pressure"
+                "signal" => signal, "transport" => "grpc", "reason" => "memory_pressure"
             )
             .increment(1);
             let refusal = Refusal::MemoryPressure { retry_after: limiter.retry_after() };
             return Either::Left(ready(Ok(refusal_status(refusal).into_http())));
         }
         let max = self.layer.max_message_bytes;
-        let signal = signal_of(request.uri().path());
         // Message bytes count as in flight while they arrive, so concurrent large calls see each other.
         let request = request.map(|body| Body::new(TrackedBody { inner: body, in_flight: limiter.track() }));
         let map: Box<dyn FnOnce(Response<ResBody>) -> Response<ResBody> + Send> =

@@ -27,6 +27,9 @@ use crate::pipeline::{Pipeline, Refusal, Rejected, Transport};
 /// with short keys and values take about five times their wire size as prost structs).
 pub const DECODED_EXPANSION: usize = 5;
 
+/// The same for JSON, which is parsed into a value tree and a dynamic message before the prost types.
+const JSON_EXPANSION: usize = 10;
+
 /// Protobuf bodies up to this size are decoded on the reactor thread (about 1 ms of work).
 const INLINE_DECODE_BYTES: usize = 256 << 10;
 
@@ -184,8 +187,12 @@ impl Receiver {
         if declared.is_some_and(|length| length > max as u64) {
             return Err(too_large());
         }
-        // Admitted before reading: the body, and what it decodes to, are in flight from now on.
-        let expected = declared.map_or(0, |length| length as usize) * if gzip { 8 } else { 1 } * DECODED_EXPANSION;
+        // Admitted before reading: the body, and what it decodes to, are in flight from now on. A
+        // gzip body's decoded size is a guess, so no reservation may alone fill the soft limit.
+        let wire = declared.map_or(0, |length| length as usize);
+        let plain = if gzip { wire.saturating_mul(8).min(self.limits.max_decompressed_bytes) } else { wire };
+        let expansion = if encoding == Encoding::Json { JSON_EXPANSION } else { DECODED_EXPANSION };
+        let expected = plain.saturating_mul(expansion).min(self.pipeline.limiter().largest_reservation());
         let _admission = self.pipeline.limiter().admit(expected).map_err(|pressure| {
             let refusal = Refusal::MemoryPressure { retry_after: pressure.retry_after };
             refuse("memory_pressure", Failure::from(refusal))

@@ -38,6 +38,10 @@ async fn above_the_soft_memory_limit_new_data_is_refused_with_retry_advice() {
     assert_eq!(headers["retry-after"], "3", "whole seconds, rounded up");
     let (_, services) = collector.get_json("/api/v1/services").await;
     assert_eq!(services["services"], serde_json::json!([]), "nothing refused was stored");
+    // Only OTLP calls are refused: anything else is UNIMPLEMENTED as always, so the RED metrics
+    // label it `_OTHER` instead of a method name the client chose.
+    let status = raw_grpc_status(collector.addresses.grpc, "/made.up.Service/Method42", &[]).await;
+    assert_eq!(status.as_deref(), Some("12"));
     drop(ballast);
     collector.stop().await;
 }
@@ -77,5 +81,37 @@ async fn a_full_upstream_queue_answers_backpressure_and_an_impossible_request_is
     assert!(retry_info(&status).is_none(), "never retried");
     let (status, _, _) = collector.post("/v1/traces", &[PROTOBUF], too_many.encode_to_vec()).await;
     assert_eq!(status, 413);
+    collector.stop().await;
+}
+
+#[tokio::test]
+async fn a_gzip_body_is_not_refused_for_good_on_a_guess_about_its_decoded_size() {
+    use std::io::Write as _;
+    // Over 5 MiB of gzip could inflate to 40 MiB or more, and five times that is more than the soft
+    // limit of 200 MiB: reserving the guess in full would answer 503 to this body forever.
+    let collector = spawn_collector_with(|settings| {
+        settings.memory.limit_mib = 240;
+        settings.memory.spike_limit_mib = 40;
+        settings.limits.max_decompressed_bytes = 64 << 20;
+    })
+    .await;
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let noise: String = (0..7 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(ALPHABET[(state % 64) as usize])
+        })
+        .collect();
+    let mut one = span(50, 1, None, "incompressible", 1, false);
+    one.attributes.push(string_attribute("payload", &noise));
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&traces("gz", vec![one]).encode_to_vec()).expect("gzip");
+    let body = encoder.finish().expect("gzip");
+    assert!(body.len() > 5 << 20, "the body stays large once compressed: {} bytes", body.len());
+    let (status, _, _) = collector.post("/v1/traces", &[PROTOBUF, ("content-encoding", "gzip")], body).await;
+    assert_eq!(status, 200);
     collector.stop().await;
 }

@@ -137,9 +137,9 @@ pub async fn request(
         builder = builder.header(*name, *value);
     }
     let request = builder.body(Full::new(Bytes::from(body))).expect("request");
-    let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+    let response = tokio::time::timeout(Duration::from_secs(30), client.request(request))
         .await
-        .expect("answer within 10 s")
+        .expect("answer within 30 s")
         .expect("HTTP answer");
     let status = response.status().as_u16();
     let headers = response.headers().clone();
@@ -291,4 +291,25 @@ pub fn resident_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
     Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+/// Calls `path` on a gRPC server with `payload` as the raw message bytes, over a plain HTTP/2
+/// client (no tonic codec, so any bytes can be sent); returns the `grpc-status` answered.
+pub async fn raw_grpc_status(addr: SocketAddr, path: &str, payload: &[u8]) -> Option<String> {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let mut frame = vec![0];
+    frame.extend_from_slice(&u32::try_from(payload.len()).expect("small").to_be_bytes());
+    frame.extend_from_slice(payload);
+    let request = http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(Bytes::from(frame)))
+        .expect("request");
+    let response = client.request(request).await.expect("answer");
+    let headers = response.headers().clone();
+    let trailers = response.into_body().collect().await.expect("body").trailers().cloned();
+    let status = headers.get("grpc-status").or_else(|| trailers.as_ref().and_then(|t| t.get("grpc-status")));
+    status.map(|value| value.to_str().unwrap_or_default().to_owned())
 }
