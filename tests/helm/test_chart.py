@@ -483,6 +483,42 @@ def test_monitoring_objects_appear_only_with_the_crds_and_carry_the_selector_lab
     assert find(render(EXISTING_SECRET), "ServiceMonitor"), "global.monitoring.assumeCrds forces them"
 
 
+EXPOSED_TYPES = ("api.service.type=LoadBalancer", "ui-gateway.service.type=NodePort", "telemetry-collector.service.type=LoadBalancer")
+
+
+@pytest.mark.parametrize("values", [DEFAULTS, BLUE_GREEN], ids=["single", "blue-green"])
+@pytest.mark.parametrize("crds", [(), ("monitoring.coreos.com/v1",)], ids=["no-crds", "crds"])
+def test_admin_ports_never_leave_the_cluster_yet_prometheus_still_scrapes_them(values, crds):
+    """CONTRACTS §1: a NodePort or LoadBalancer Service never carries the admin port; the
+    ServiceMonitor then scrapes a ClusterIP `<name>-admin` Service, rendered only for it."""
+    objects = render(values, sets=EXPOSED_TYPES, api_versions=crds)
+    services = find(objects, "Service")
+    for service in services:
+        if service["spec"]["type"] != "ClusterIP":
+            names = {p["name"] for p in service["spec"]["ports"]}
+            targets = {p["targetPort"] for p in service["spec"]["ports"]}
+            assert "admin" not in names | targets, f"{service['metadata']['name']} exposes admin outside the cluster"
+    exposed = {s["metadata"]["name"] for s in services if s["spec"]["type"] != "ClusterIP"}
+    assert exposed == {"axiom25-api", "axiom25-ui-gateway", "axiom25-telemetry-collector"}
+    admin_services = {s["metadata"]["name"] for s in services if s["metadata"]["name"].endswith("-admin")}
+    monitors = find(objects, "ServiceMonitor")
+    if not crds:
+        assert not monitors and not admin_services, "no ServiceMonitor, so no admin Service"
+        return
+    assert len(monitors) == 3
+    for monitor in monitors:
+        selected = [s for s in services if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
+        assert selected, f"ServiceMonitor {monitor['metadata']['name']} selects no Service"
+        for service in selected:
+            assert service["spec"]["type"] == "ClusterIP"
+            assert "admin" in {p["name"] for p in service["spec"]["ports"]}
+    expected = {"axiom25-ui-gateway-admin", "axiom25-telemetry-collector-admin"}
+    if values == DEFAULTS:
+        expected.add("axiom25-api-admin")  # with blue/green the preview Services carry the api's admin port
+    assert admin_services == expected
+    assert not find(render(values, api_versions=crds), "Service", "axiom25-ui-gateway-admin"), "ClusterIP needs no admin Service"
+
+
 def test_blue_green_scrapes_both_colours_through_their_preview_services():
     objects = render(BLUE_GREEN, api_versions=("monitoring.coreos.com/v1",))
     monitor = one(objects, "ServiceMonitor", "axiom25-api")

@@ -103,3 +103,8 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- if $i }}{{ "\n" }}{{ end }}checkov.io/skip{{ add1 $i }}: {{ $skip | quote }}
 {{- end }}
 {{- end -}}
+
+{{/* Whether a separate ClusterIP `<fullname>-admin` Service is rendered: only when the ServiceMonitor needs the admin port and the main Service may not carry it (type NodePort or LoadBalancer). With blue/green the preview Services (always ClusterIP) carry it instead. */}}
+{{- define "api.adminService" -}}
+{{- if and .Values.serviceMonitor.enabled (include "api.monitoringCrds" .) (ne .Values.service.type "ClusterIP") (not .Values.blueGreen.enabled) }}true{{ end -}}
+{{- end -}}
