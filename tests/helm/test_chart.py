@@ -420,6 +420,38 @@ def test_the_collector_forwards_upstream_only_where_configured():
     assert flows(render(DEFAULTS, sets=upstream)) == FLOWS | {("telemetry-collector", "egress", "otel-elsewhere", "4317/TCP")}
 
 
+UPSTREAM = ("telemetry-collector.networkPolicy.upstream[0].to[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=observability",
+            "telemetry-collector.networkPolicy.upstream[0].ports[0].port=4318",
+            "telemetry-collector.networkPolicy.upstream[0].ports[0].protocol=TCP")
+OTLP_EGRESS = ("global.networkPolicy.otlpEgress[0].to[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=observability",
+               "global.networkPolicy.otlpEgress[0].ports[0].port=4317",
+               "global.networkPolicy.otlpEgress[0].ports[0].protocol=TCP")
+
+
+@pytest.mark.parametrize(("setting", "needed"), [
+    ("telemetry-collector.config.forward.traces_endpoint=http://otel.observability:4318", "telemetry-collector.networkPolicy.upstream"),
+    ("telemetry-collector.config.forward.metrics_endpoint=http://otel.observability:4318", "telemetry-collector.networkPolicy.upstream"),
+    ("telemetry-collector.config.forward.logs_endpoint=http://otel.observability:4318", "telemetry-collector.networkPolicy.upstream"),
+    ("global.otlpEndpoint=http://otel.observability:4317", "global.networkPolicy.otlpEgress"),
+    ("global.otlpEndpoint=http://axiom25-telemetry-collector.elsewhere:4317", "global.networkPolicy.otlpEgress"),
+])
+def test_a_destination_the_network_policy_would_silently_block_is_refused_naming_the_value_to_set(setting, needed):
+    result = run_helm("template", "axiom25", str(CHART), "--namespace", "axiom25", "--set", setting)
+    assert result.returncode != 0, f"{setting} renders, and its traffic would be dropped"
+    assert needed in result.stderr and setting.split("=")[0] in result.stderr, result.stderr
+
+
+def test_a_destination_is_accepted_once_its_egress_is_allowed_or_the_policy_is_off():
+    forward = "telemetry-collector.config.forward.traces_endpoint=http://otel.observability:4318"
+    assert render(DEFAULTS, sets=(forward, *UPSTREAM))
+    assert render(DEFAULTS, sets=(forward, "telemetry-collector.networkPolicy.enabled=false"))
+    outside = "global.otlpEndpoint=http://otel.observability:4317"
+    assert render(DEFAULTS, sets=(outside, *OTLP_EGRESS))
+    assert render(DEFAULTS, sets=(outside, "api.networkPolicy.enabled=false", "ui-gateway.networkPolicy.enabled=false"))
+    for own in ("axiom25-telemetry-collector", "axiom25-telemetry-collector.axiom25.svc.cluster.local", "telemetry-collector"):
+        assert render(DEFAULTS, sets=(f"global.otlpEndpoint=http://{own}:4317",)), "the release's own collector needs no egress rule"
+
+
 def test_every_pod_is_under_a_default_deny_policy_and_named_ports_exist(ci_objects):
     _, objects = ci_objects
     policies = find(objects, "NetworkPolicy")
