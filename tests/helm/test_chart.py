@@ -235,6 +235,24 @@ def test_every_deployment_has_one_pdb_with_an_unhealthy_pod_eviction_policy(ci_o
         assert pdb["spec"]["selector"]["matchLabels"] == d["spec"]["selector"]["matchLabels"]
 
 
+def test_pdbs_keep_a_replica_up_where_there_are_several_and_never_block_a_drain_of_the_single_collector():
+    objects = render(DEFAULTS)
+    hpas = {h["spec"]["scaleTargetRef"]["name"]: h["spec"] for h in find(objects, "HorizontalPodAutoscaler")}
+    for name in ("axiom25-api", "axiom25-ui-gateway"):
+        pdb = one(objects, "PodDisruptionBudget", name)["spec"]
+        assert pdb["maxUnavailable"] < hpas[name]["minReplicas"], f"{name}: a drain may take every replica down"
+    # The collector: one replica whose stores live in memory, so its budget deliberately allows
+    # evicting it (maxUnavailable 1, never 0 or minAvailable 1, which would block every node drain)...
+    collector = one(objects, "PodDisruptionBudget", "axiom25-telemetry-collector")["spec"]
+    assert one(objects, "Deployment", "axiom25-telemetry-collector")["spec"]["replicas"] == 1
+    assert collector["maxUnavailable"] == 1 and "minAvailable" not in collector
+    schema = json.loads((CHART / "charts/telemetry-collector/values.schema.json").read_text())
+    assert "in memory" in schema["properties"]["pdb"]["properties"]["maxUnavailable"]["description"], "the choice is documented"
+    # ... and keeps all but one up once an operator runs several.
+    scaled = render(DEFAULTS, sets=("telemetry-collector.replicaCount=3",))
+    assert one(scaled, "PodDisruptionBudget", "axiom25-telemetry-collector")["spec"]["maxUnavailable"] == 1
+
+
 # --- blue/green -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("active", ["blue", "green"])
