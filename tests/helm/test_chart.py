@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -55,6 +56,34 @@ def test_selectors_stay_the_same_when_images_config_replicas_and_labels_change(v
     assert before == after
     for name, selector in before.items():
         assert set(selector) <= SELECTOR_KEYS, f"{name} selects on {set(selector) - SELECTOR_KEYS}"
+
+
+GOLDEN_SELECTORS = ROOT / "tests" / "helm" / "golden" / "selectors.json"
+
+
+def selector_snapshot(objects):
+    """What must never change across upgrades: Deployment and PDB selectors (immutable or
+    pod-matching), Service selectors and HPA targets."""
+    out = {}
+    for o in sorted(objects, key=lambda o: (o["kind"], o["metadata"]["name"])):
+        key = f"{o['kind']}/{o['metadata']['name']}"
+        if o["kind"] in ("Deployment", "PodDisruptionBudget"):
+            out[key] = o["spec"]["selector"]
+        elif o["kind"] == "Service":
+            out[key] = o["spec"]["selector"]
+        elif o["kind"] == "HorizontalPodAutoscaler":
+            out[key] = o["spec"]["scaleTargetRef"]
+    return out
+
+
+def test_selectors_match_the_stored_golden_file():
+    """An edit to a selectorLabels helper (or a Service, PDB or HPA target) breaks upgrades of
+    installed releases: Deployment selectors are immutable. Regenerate the file only for a
+    deliberate, documented break: AXIOM25_UPDATE_GOLDEN=1 make chart-test."""
+    current = {name: selector_snapshot(render(path)) for name, path in (("default", DEFAULTS), ("blue-green", BLUE_GREEN))}
+    if os.environ.get("AXIOM25_UPDATE_GOLDEN") == "1":
+        GOLDEN_SELECTORS.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert current == json.loads(GOLDEN_SELECTORS.read_text())
 
 
 def test_every_selector_matches_its_own_pods_and_no_others(ci_objects):
@@ -327,6 +356,17 @@ def test_every_container_runs_with_the_secure_context_limits_and_probes(ci_objec
                 assert probe in container, f"{name} lacks {probe}"
 
 
+@pytest.mark.parametrize("values", [DEFAULTS, BLUE_GREEN], ids=["single", "blue-green"])
+def test_global_image_pull_secrets_reach_every_pod(values):
+    objects = render(values, sets=("global.imagePullSecrets={registry-a,registry-b}",))
+    assert deployments(objects)
+    for d in deployments(objects):
+        pod = d["spec"]["template"]["spec"]
+        assert pod.get("imagePullSecrets") == [{"name": "registry-a"}, {"name": "registry-b"}], d["metadata"]["name"]
+    for d in deployments(render(values)):
+        assert "imagePullSecrets" not in d["spec"]["template"]["spec"], d["metadata"]["name"]
+
+
 def test_service_accounts_never_mount_a_token():
     for sa in find(render(DEFAULTS), "ServiceAccount"):
         assert sa["automountServiceAccountToken"] is False
@@ -340,8 +380,10 @@ def test_the_api_uses_native_grpc_probes_and_the_others_http():
     assert api["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "admin"}
     for name, port in [("axiom25-ui-gateway", "admin"), ("axiom25-telemetry-collector", "admin")]:
         c = one(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        assert c["startupProbe"]["httpGet"] == {"path": "/livez", "port": port}
         assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port}
         assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": port}
+        assert {"grpc", "exec", "tcpSocket"}.isdisjoint(c["startupProbe"]), name
 
 
 def test_pods_spread_over_zones_and_nodes():
