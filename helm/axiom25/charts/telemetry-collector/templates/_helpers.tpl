@@ -73,3 +73,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if $i }}{{ "\n" }}{{ end }}checkov.io/skip{{ add1 $i }}: {{ $skip | quote }}
 {{- end }}
 {{- end -}}
+
+{{/* Whether a separate ClusterIP `<fullname>-admin` Service is rendered: only when the ServiceMonitor needs the admin port and the main Service may not carry it (type NodePort or LoadBalancer). */}}
+{{- define "telemetry-collector.adminService" -}}
+{{- if and .Values.serviceMonitor.enabled (include "telemetry-collector.monitoringCrds" .) (ne .Values.service.type "ClusterIP") }}true{{ end -}}
+{{- end -}}

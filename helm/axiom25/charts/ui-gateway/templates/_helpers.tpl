@@ -86,3 +86,28 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if $i }}{{ "\n" }}{{ end }}checkov.io/skip{{ add1 $i }}: {{ $skip | quote }}
 {{- end }}
 {{- end -}}
+
+{{/* Whether a separate ClusterIP `<fullname>-admin` Service is rendered: only when the ServiceMonitor needs the admin port and the main Service may not carry it (type NodePort or LoadBalancer). */}}
+{{- define "ui-gateway.adminService" -}}
+{{- if and .Values.serviceMonitor.enabled (include "ui-gateway.monitoringCrds" .) (ne .Values.service.type "ClusterIP") }}true{{ end -}}
+{{- end -}}
+
+{{/* Fails when global.otlpEndpoint names a host outside this release while no egress rule allows it: the
+NetworkPolicy would silently drop every export. The release's collector is `<release>-telemetry-collector`,
+`telemetry-collector` (its fullnameOverride in the plain manifests) or the release name when it already says
+telemetry-collector, with or without `.<namespace>[.svc[.cluster.local]]`. */}}
+{{- define "ui-gateway.checkOtlpEgress" -}}
+{{- $global := .Values.global | default dict -}}
+{{- $endpoint := $global.otlpEndpoint | default "" -}}
+{{- if and $endpoint (not ($global.networkPolicy | default dict).otlpEgress) -}}
+{{- $host := regexReplaceAll ":[0-9]*$" (regexReplaceAll "^https?://" $endpoint "") "" -}}
+{{- $collectors := list (printf "%s-telemetry-collector" .Release.Name) "telemetry-collector" .Release.Name -}}
+{{- if not (contains "telemetry-collector" .Release.Name) }}{{ $collectors = initial $collectors }}{{ end -}}
+{{- $names := list -}}
+{{- range $collectors }}{{ $names = append $names (regexQuoteMeta .) }}{{ end -}}
+{{- $inRelease := printf "^(%s)(\\.%s(\\.svc(\\.cluster\\.local)?)?)?$" (join "|" $names) (regexQuoteMeta .Release.Namespace) -}}
+{{- if not (regexMatch $inRelease $host) -}}
+{{- fail (printf "global.otlpEndpoint (%s) is outside this release but global.networkPolicy.otlpEgress is empty, so the ui-gateway NetworkPolicy would drop every export: set global.networkPolicy.otlpEgress to an egress rule for that endpoint (or ui-gateway.networkPolicy.enabled=false)" $endpoint) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
