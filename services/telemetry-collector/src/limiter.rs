@@ -5,8 +5,10 @@
 //! is the live heap, not the resident size: the allocator keeps freed pages after a burst, and a
 //! limiter reading the resident size would go on refusing data that would fit. Every allocation
 //! is counted by the process's global allocator ([`cap::Cap`] around the system allocator), so the
-//! figure is exact and current. Bodies being read are added on top, as they will grow several
-//! times when decoded. Above the soft limit every receiver answers with backpressure (gRPC
+//! figure is exact and current. The allocator underneath is mimalloc: about 25 % less CPU per span
+//! than glibc's in the benchmark, and with `MIMALLOC_PURGE_DELAY=0` (set in the image) freed pages
+//! go back to the system at once, so the resident size follows the heap. Bodies being read are
+//! added on top, as they will grow several times when decoded. Above the soft limit every receiver answers with backpressure (gRPC
 //! UNAVAILABLE with RetryInfo, HTTP 503 with `Retry-After`) without reading the body; the stores
 //! are bounded on their own, so pressure passes as soon as in-flight work is done.
 
@@ -67,9 +69,9 @@ impl MemorySettings {
     }
 }
 
-/// The process's allocator: the system one, with every live byte counted.
+/// The process's allocator: mimalloc, with every live byte counted.
 #[global_allocator]
-static HEAP: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+static HEAP: cap::Cap<mimalloc::MiMalloc> = cap::Cap::new(mimalloc::MiMalloc, usize::MAX);
 
 /// Bytes currently allocated on the heap by this process.
 #[must_use]

@@ -37,15 +37,19 @@ const INLINE_DECODE_BYTES: usize = 256 << 10;
 struct Receiver {
     pipeline: Arc<Pipeline>,
     limits: Limits,
+    /// Decodes running on the blocking pool at once: one per core. CPU-bound work gains nothing
+    /// from more threads, and every extra thread keeps its own allocator heap.
+    decoders: Arc<tokio::sync::Semaphore>,
 }
 
 /// The OTLP/HTTP routes.
 pub fn router(pipeline: Arc<Pipeline>, limits: Limits) -> Router {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     Router::new()
         .route("/v1/traces", post(traces))
         .route("/v1/metrics", post(metrics))
         .route("/v1/logs", post(logs))
-        .with_state(Receiver { pipeline, limits })
+        .with_state(Receiver { pipeline, limits, decoders: Arc::new(tokio::sync::Semaphore::new(cores)) })
 }
 
 /// A failed request: its status and what the client is told.
@@ -226,9 +230,13 @@ impl Receiver {
         // (and every connection on it) for tens of milliseconds, so it is decoded on the blocking pool.
         let exported = if encoding == Encoding::Json || bytes.len() > INLINE_DECODE_BYTES {
             let pipeline = Arc::clone(&self.pipeline);
-            tokio::task::spawn_blocking(move || export(&pipeline, bytes, encoding))
-                .await
-                .unwrap_or_else(|_| Err(Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "decoding failed")))
+            let permit = Arc::clone(&self.decoders).acquire_owned().await;
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                export(&pipeline, bytes, encoding)
+            })
+            .await
+            .unwrap_or_else(|_| Err(Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "decoding failed")))
         } else {
             export(&self.pipeline, bytes, encoding)
         };
