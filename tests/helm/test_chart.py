@@ -171,7 +171,7 @@ def test_the_api_config_schema_knows_exactly_the_api_settings_keys():
         assert set(schema[section]["properties"]) == _rust_fields(settings, struct), section
     assert set(schema["telemetry"]["properties"]) == _rust_fields("libs/observability/src/telemetry/mod.rs", "TelemetrySettings")
     assert set(schema["server"]["properties"]) | {"grpc_port", "admin_port"} == _rust_fields(settings, "ServerSettings")
-    assert _rust_fields(settings, "ShutdownSettings") == {"drain_delay_ms", "grace_period_ms"}
+    assert _rust_fields("libs/observability/src/shutdown.rs", "ShutdownSettings") == {"drain_delay_ms", "grace_period_ms"}
 
 
 def test_the_collector_config_schema_knows_only_the_collector_settings_keys():
@@ -181,7 +181,7 @@ def test_the_collector_config_schema_knows_only_the_collector_settings_keys():
     # or operators cannot set it through the chart.
     assert set(schema) | {"shutdown"} == _rust_fields(settings, "Settings")
     assert set(schema["server"]["properties"]) | {"grpc_port", "http_port", "admin_port"} == _rust_fields(settings, "ServerSettings")
-    assert _rust_fields(settings, "ShutdownSettings") == {"drain_delay_ms", "grace_period_ms"}
+    assert _rust_fields("libs/observability/src/shutdown.rs", "ShutdownSettings") == {"drain_delay_ms", "grace_period_ms"}
     collector = "services/telemetry-collector/src"
     for section, path, struct in [
         ("limits", "receiver/mod.rs", "Limits"),

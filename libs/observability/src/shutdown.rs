@@ -1,6 +1,36 @@
-//! The process-wide stop signal: SIGTERM (what Kubernetes and Docker send) or SIGINT (Ctrl-C).
+//! The process-wide stop signal: SIGTERM (what Kubernetes and Docker send) or SIGINT (Ctrl-C), and
+//! the `shutdown` settings section every service shares.
 
+use serde::Deserialize;
 use tokio::signal::unix::{SignalKind, signal as unix_signal};
+
+/// Graceful shutdown: the `shutdown` section of every service's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// Time between turning not ready and closing the listeners, in milliseconds, for balancers
+    /// that poll health (Kubernetes uses its `preStop` sleep instead).
+    pub drain_delay_ms: u64,
+    /// Longest wait for work in flight once the listeners are closed, in milliseconds.
+    pub grace_period_ms: u64,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self { drain_delay_ms: 0, grace_period_ms: 20_000 }
+    }
+}
+
+impl ShutdownSettings {
+    /// Problems with these settings, keys prefixed with `prefix`.
+    #[must_use]
+    pub fn validate(&self, prefix: &str) -> Vec<String> {
+        if self.grace_period_ms == 0 {
+            return vec![format!("{prefix}.grace_period_ms: must be at least 1")];
+        }
+        Vec::new()
+    }
+}
 
 /// Resolves when the process is asked to stop. If the handlers cannot be installed the process
 /// could never stop gracefully, so that is reported at start-up rather than ignored.

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use axiom25_observability::config::{self, ConfigError, Sources, Validate, check_distinct_ports};
+use axiom25_observability::shutdown::ShutdownSettings;
 use axiom25_observability::telemetry::TelemetrySettings;
 use serde::Deserialize;
 
@@ -118,23 +119,6 @@ impl Default for GrpcSettings {
     }
 }
 
-/// Graceful shutdown.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ShutdownSettings {
-    /// Time between turning NOT_SERVING and closing the listener, in milliseconds, for balancers
-    /// that poll health (Kubernetes uses its `preStop` sleep instead).
-    pub drain_delay_ms: u64,
-    /// Longest wait for calls in flight once the listener is closed, in milliseconds.
-    pub grace_period_ms: u64,
-}
-
-impl Default for ShutdownSettings {
-    fn default() -> Self {
-        Self { drain_delay_ms: 0, grace_period_ms: 20_000 }
-    }
-}
-
 impl Settings {
     /// Loads and validates the settings from `sources`.
     ///
@@ -182,9 +166,7 @@ impl Validate for Settings {
         if self.grpc.keepalive_interval_ms > 0 && self.grpc.keepalive_timeout_ms == 0 {
             problems.push("grpc.keepalive_timeout_ms: must be at least 1 when keepalives are on".into());
         }
-        if self.shutdown.grace_period_ms == 0 {
-            problems.push("shutdown.grace_period_ms: must be at least 1".into());
-        }
+        problems.extend(self.shutdown.validate("shutdown"));
         problems.extend(self.telemetry.validate("telemetry"));
         problems
     }

@@ -15,9 +15,8 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 
-use crate::forward::{self, Forwarder, Forwarders, Signal};
+use crate::forward::{self, Forwarder, Forwarders, Logs, Metrics, Signal, Traces};
 use crate::limiter::MemoryLimiter;
 use crate::metric_store::MetricStore;
 use crate::spanmetrics::SpanMetrics;
@@ -158,7 +157,7 @@ impl Pipeline {
         mut request: ExportTraceServiceRequest,
         transport: Transport,
     ) -> Result<Rejected, Refusal> {
-        let total = span_count(&request);
+        let total = Traces::items(&request) as u64;
         let rejected = retain_valid_spans(&mut request);
         let kept = total - rejected.items as u64;
         if let Err(refusal) = forward(self.forwarders.traces.as_ref(), kept, &request) {
@@ -181,7 +180,7 @@ impl Pipeline {
         request: ExportMetricsServiceRequest,
         transport: Transport,
     ) -> Result<Rejected, Refusal> {
-        let total = data_point_count(&request);
+        let total = Metrics::items(&request) as u64;
         if let Err(refusal) = forward(self.forwarders.metrics.as_ref(), total, &request) {
             count_items("metric_points", transport, 0, total);
             self.count_refused_request("metrics", transport, refusal.reason());
@@ -208,7 +207,7 @@ impl Pipeline {
         mut request: ExportLogsServiceRequest,
         transport: Transport,
     ) -> Result<Rejected, Refusal> {
-        let total = log_record_count(&request);
+        let total = Logs::items(&request) as u64;
         let rejected = retain_valid_log_records(&mut request);
         let kept = total - rejected.items as u64;
         if let Err(refusal) = forward(self.forwarders.logs.as_ref(), kept, &request) {
@@ -242,35 +241,6 @@ fn count_items(items: &'static str, transport: Transport, accepted: u64, refused
     };
     metrics::counter!(accepted_name, "receiver" => "otlp", "transport" => transport).increment(accepted);
     metrics::counter!(refused_name, "receiver" => "otlp", "transport" => transport).increment(refused);
-}
-
-/// Spans in a request.
-#[must_use]
-pub fn span_count(request: &ExportTraceServiceRequest) -> u64 {
-    let spans = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len());
-    spans.sum::<usize>() as u64
-}
-
-/// Log records in a request.
-#[must_use]
-pub fn log_record_count(request: &ExportLogsServiceRequest) -> u64 {
-    let records = request.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len());
-    records.sum::<usize>() as u64
-}
-
-/// Data points in a request, over every metric type.
-#[must_use]
-pub fn data_point_count(request: &ExportMetricsServiceRequest) -> u64 {
-    let metrics = request.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics);
-    let points = metrics.map(|metric| match &metric.data {
-        Some(Data::Gauge(gauge)) => gauge.data_points.len(),
-        Some(Data::Sum(sum)) => sum.data_points.len(),
-        Some(Data::Histogram(histogram)) => histogram.data_points.len(),
-        Some(Data::ExponentialHistogram(histogram)) => histogram.data_points.len(),
-        Some(Data::Summary(summary)) => summary.data_points.len(),
-        None => 0,
-    });
-    points.sum::<usize>() as u64
 }
 
 fn is_valid_id(id: &[u8], len: usize) -> bool {
@@ -359,7 +329,7 @@ mod tests {
         ]);
         let rejected = retain_valid_spans(&mut request);
         assert_eq!(rejected.items, 3);
-        assert_eq!(span_count(&request), 1);
+        assert_eq!(Traces::items(&request), 1);
         assert_eq!(
             rejected.message,
             "span \"short trace\": trace_id must be 16 bytes, not all zero (and 2 more rejected)"
@@ -383,7 +353,7 @@ mod tests {
             }],
         };
         let rejected = retain_valid_log_records(&mut request);
-        assert_eq!((rejected.items, log_record_count(&request)), (1, 2));
+        assert_eq!((rejected.items, Logs::items(&request)), (1, 2));
         assert_eq!(rejected.message, "log record: trace_id must be empty or 16 bytes");
     }
 }

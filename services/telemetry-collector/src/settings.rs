@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use axiom25_observability::config::{self, ConfigError, Sources, Validate, check_distinct_ports};
+use axiom25_observability::shutdown::ShutdownSettings;
 use axiom25_observability::telemetry::TelemetrySettings;
 use serde::Deserialize;
 
@@ -57,22 +58,6 @@ pub struct ServerSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         Self { host: IpAddr::from([0, 0, 0, 0]), grpc_port: 4317, http_port: 4318, admin_port: 8888 }
-    }
-}
-
-/// Graceful shutdown.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ShutdownSettings {
-    /// Time between turning not ready and closing the listeners, in milliseconds.
-    pub drain_delay_ms: u64,
-    /// Longest wait for requests in flight and for the forwarding queues to empty, in milliseconds.
-    pub grace_period_ms: u64,
-}
-
-impl Default for ShutdownSettings {
-    fn default() -> Self {
-        Self { drain_delay_ms: 0, grace_period_ms: 20_000 }
     }
 }
 
@@ -133,9 +118,7 @@ impl Validate for Settings {
         problems.extend(self.metric_store.validate("metric_store"));
         problems.extend(self.forward.validate("forward"));
         problems.extend(self.check_stores_fit_in_memory());
-        if self.shutdown.grace_period_ms == 0 {
-            problems.push("shutdown.grace_period_ms: must be at least 1".into());
-        }
+        problems.extend(self.shutdown.validate("shutdown"));
         problems.extend(self.telemetry.validate("telemetry"));
         problems
     }
