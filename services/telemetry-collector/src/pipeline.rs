@@ -139,15 +139,6 @@ impl Pipeline {
         &self.limiter
     }
 
-    /// Counts a request refused before it was decoded (its items are unknown).
-    pub fn count_refused_request(&self, signal: &'static str, transport: Transport, reason: &'static str) {
-        metrics::counter!(
-            "axiom25_collector_requests_refused_total",
-            "signal" => signal, "transport" => transport.label(), "reason" => reason
-        )
-        .increment(1);
-    }
-
     /// Takes a trace export request.
     ///
     /// # Errors
@@ -160,14 +151,10 @@ impl Pipeline {
         let total = Traces::items(&request) as u64;
         let rejected = retain_valid_spans(&mut request);
         let kept = total - rejected.items as u64;
-        if let Err(refusal) = forward(self.forwarders.traces.as_ref(), kept, &request) {
-            count_items("spans", transport, 0, total);
-            self.count_refused_request("traces", transport, refusal.reason());
-            return Err(refusal);
-        }
+        offer_upstream(self.forwarders.traces.as_ref(), &request, kept, total, transport)?;
         self.span_metrics.record(&request);
         self.spans.insert(&request);
-        count_items("spans", transport, kept, rejected.items as u64);
+        count_items(Traces::NAME, transport, kept, rejected.items as u64);
         Ok(rejected)
     }
 
@@ -181,11 +168,7 @@ impl Pipeline {
         transport: Transport,
     ) -> Result<Rejected, Refusal> {
         let total = Metrics::items(&request) as u64;
-        if let Err(refusal) = forward(self.forwarders.metrics.as_ref(), total, &request) {
-            count_items("metric_points", transport, 0, total);
-            self.count_refused_request("metrics", transport, refusal.reason());
-            return Err(refusal);
-        }
+        offer_upstream(self.forwarders.metrics.as_ref(), &request, total, total, transport)?;
         let refused_locally = self.metric_store.record(&request);
         // Points this collector cannot expose are still forwarded when an upstream is set: they
         // are not lost, so the client is told only when no upstream takes them either.
@@ -194,7 +177,7 @@ impl Pipeline {
         } else {
             Rejected { items: refused_locally.points, message: refused_locally.message }
         };
-        count_items("metric_points", transport, total - rejected.items as u64, rejected.items as u64);
+        count_items(Metrics::NAME, transport, total - rejected.items as u64, rejected.items as u64);
         Ok(rejected)
     }
 
@@ -210,33 +193,48 @@ impl Pipeline {
         let total = Logs::items(&request) as u64;
         let rejected = retain_valid_log_records(&mut request);
         let kept = total - rejected.items as u64;
-        if let Err(refusal) = forward(self.forwarders.logs.as_ref(), kept, &request) {
-            count_items("log_records", transport, 0, total);
-            self.count_refused_request("logs", transport, refusal.reason());
-            return Err(refusal);
-        }
+        offer_upstream(self.forwarders.logs.as_ref(), &request, kept, total, transport)?;
         self.logs.insert(&request);
-        count_items("log_records", transport, kept, rejected.items as u64);
+        count_items(Logs::NAME, transport, kept, rejected.items as u64);
         Ok(rejected)
     }
 }
 
-/// Offers a copy of `request` to the signal's upstream queue, if forwarding is on: the only step
-/// that may refuse, so it runs before the stores change.
-fn forward<S: Signal>(forwarder: Option<&Forwarder<S>>, items: u64, request: &S::Request) -> Result<(), Refusal> {
-    match forwarder {
-        Some(forwarder) if items > 0 => forwarder.offer(request.clone()).map_err(Refusal::from),
-        _ => Ok(()),
-    }
+/// Counts a request refused whole, under its signal, transport and reason.
+pub fn count_refused_request(signal: &'static str, transport: Transport, reason: &'static str) {
+    metrics::counter!(
+        "axiom25_collector_requests_refused_total",
+        "signal" => signal, "transport" => transport.label(), "reason" => reason
+    )
+    .increment(1);
 }
 
-fn count_items(items: &'static str, transport: Transport, accepted: u64, refused: u64) {
+/// Offers a copy of `request` (`kept` valid items of `total`) to the signal's upstream queue, if
+/// forwarding is on: the only step that may refuse, so it runs before the stores change. A
+/// refusal counts all `total` items and the request as refused.
+fn offer_upstream<S: Signal>(
+    forwarder: Option<&Forwarder<S>>,
+    request: &S::Request,
+    kept: u64,
+    total: u64,
+    transport: Transport,
+) -> Result<(), Refusal> {
+    let offered = match forwarder {
+        Some(forwarder) if kept > 0 => forwarder.offer(request.clone()).map_err(Refusal::from),
+        _ => Ok(()),
+    };
+    offered.inspect_err(|refusal| {
+        count_items(S::NAME, transport, 0, total);
+        count_refused_request(S::NAME, transport, refusal.reason());
+    })
+}
+
+/// Counts a signal's (`traces`, `metrics`, `logs`) items accepted and refused.
+fn count_items(signal: &'static str, transport: Transport, accepted: u64, refused: u64) {
     let transport = transport.label();
-    let (accepted_name, refused_name) = match items {
-        "spans" => ("otelcol_receiver_accepted_spans_total", "otelcol_receiver_refused_spans_total"),
-        "metric_points" => {
-            ("otelcol_receiver_accepted_metric_points_total", "otelcol_receiver_refused_metric_points_total")
-        }
+    let (accepted_name, refused_name) = match signal {
+        "traces" => ("otelcol_receiver_accepted_spans_total", "otelcol_receiver_refused_spans_total"),
+        "metrics" => ("otelcol_receiver_accepted_metric_points_total", "otelcol_receiver_refused_metric_points_total"),
         _ => ("otelcol_receiver_accepted_log_records_total", "otelcol_receiver_refused_log_records_total"),
     };
     metrics::counter!(accepted_name, "receiver" => "otlp", "transport" => transport).increment(accepted);

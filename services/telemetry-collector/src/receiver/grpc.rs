@@ -34,7 +34,7 @@ use tower::{Layer, Service};
 
 use super::Limits;
 use crate::limiter::MemoryLimiter;
-use crate::pipeline::{Pipeline, Refusal, Transport};
+use crate::pipeline::{Pipeline, Refusal, Transport, count_refused_request};
 
 /// The three OTLP services over one pipeline.
 #[derive(Debug, Clone)]
@@ -171,11 +171,7 @@ where
             return Either::Right(self.inner.call(request).map_ok(Box::new(|response| response)));
         }
         if limiter.under_pressure() {
-            metrics::counter!(
-                "axiom25_collector_requests_refused_total",
-                "signal" => signal, "transport" => "grpc", "reason" => "memory_pressure"
-            )
-            .increment(1);
+            count_refused_request(signal, Transport::Grpc, "memory_pressure");
             let refusal = Refusal::MemoryPressure { retry_after: limiter.retry_after() };
             return Either::Left(ready(Ok(refusal_status(refusal).into_http())));
         }
@@ -253,11 +249,7 @@ fn decoder_statuses_per_otlp<B>(mut response: Response<B>, max: usize, signal: &
         }
         _ => return response,
     };
-    metrics::counter!(
-        "axiom25_collector_requests_refused_total",
-        "signal" => signal, "transport" => "grpc", "reason" => reason
-    )
-    .increment(1);
+    count_refused_request(signal, Transport::Grpc, reason);
     headers.insert("grpc-status", HeaderValue::from_static(code));
     if let Ok(value) = HeaderValue::from_str(&message) {
         headers.insert("grpc-message", value);

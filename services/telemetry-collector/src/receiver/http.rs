@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess
 
 use super::Limits;
 use crate::otlp::{self, Encoding, GunzipError};
-use crate::pipeline::{Pipeline, Refusal, Rejected, Transport};
+use crate::pipeline::{Pipeline, Refusal, Rejected, Transport, count_refused_request};
 
 /// Heap a request takes per byte of protobuf while it is decoded, stored and measured (attributes
 /// with short keys and values take about five times their wire size as prost structs).
@@ -144,7 +144,7 @@ impl Receiver {
     ) -> Response {
         let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok());
         let Some(encoding) = content_type.and_then(Encoding::from_content_type) else {
-            self.pipeline.count_refused_request(signal, Transport::Http, "media_type");
+            count_refused_request(signal, Transport::Http, "media_type");
             let message = format!(
                 "unsupported media type {:?}: send application/x-protobuf or application/json",
                 content_type.unwrap_or("")
@@ -166,7 +166,7 @@ impl Receiver {
         export: impl FnOnce(&Pipeline, Bytes, Encoding) -> Result<Vec<u8>, Failure> + Send + 'static,
     ) -> Result<Vec<u8>, Failure> {
         let refuse = |reason: &'static str, failure: Failure| {
-            self.pipeline.count_refused_request(signal, Transport::Http, reason);
+            count_refused_request(signal, Transport::Http, reason);
             failure
         };
         let gzip = match headers.get(header::CONTENT_ENCODING).map(HeaderValue::as_bytes) {
@@ -242,7 +242,7 @@ impl Receiver {
         };
         exported.inspect_err(|failure| {
             if failure.status == StatusCode::BAD_REQUEST {
-                self.pipeline.count_refused_request(signal, Transport::Http, "undecodable");
+                count_refused_request(signal, Transport::Http, "undecodable");
             }
         })
     }
