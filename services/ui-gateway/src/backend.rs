@@ -9,7 +9,7 @@
 //!   outage is answered at once instead of after a connect timeout per request.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -59,6 +59,7 @@ struct Address {
     addr: SocketAddr,
     channel: Channel,
     in_flight: AtomicUsize,
+    calls: AtomicU64,
     ejected_until: Mutex<Option<Instant>>,
 }
 
@@ -82,6 +83,8 @@ pub struct AddressHealth {
     pub status: Result<String, String>,
     /// Calls in flight on it now.
     pub in_flight: usize,
+    /// Attempts sent to it since it was resolved.
+    pub calls: u64,
     /// Whether it is ejected after a connection failure.
     pub ejected: bool,
 }
@@ -171,6 +174,11 @@ impl Backend {
                 return;
             }
         };
+        self.install(&resolved);
+    }
+
+    /// Replaces the address set with `resolved`, keeping the connections of addresses that stay.
+    fn install(&self, resolved: &[SocketAddr]) {
         let current = self.snapshot();
         if current.iter().map(|address| address.addr).eq(resolved.iter().copied()) {
             return;
@@ -183,6 +191,7 @@ impl Backend {
                         addr: *addr,
                         channel: self.connect_lazy(*addr),
                         in_flight: AtomicUsize::new(0),
+                        calls: AtomicU64::new(0),
                         ejected_until: Mutex::new(None),
                     })
                 })
@@ -302,12 +311,14 @@ impl Backend {
             let mut grpc_request = tonic::Request::new(request.clone());
             grpc_request.set_timeout(remaining);
             address.in_flight.fetch_add(1, Ordering::Relaxed);
+            address.calls.fetch_add(1, Ordering::Relaxed);
             let outcome = tokio::time::timeout(remaining, call(client, grpc_request)).await;
             address.in_flight.fetch_sub(1, Ordering::Relaxed);
             let status = match outcome {
                 Ok(Ok(response)) => return Ok(response.into_inner()),
                 Err(_elapsed) => return Err(BackendError::Deadline(deadline_after)),
-                Ok(Err(status)) if status.code() == Code::DeadlineExceeded => {
+                // tonic reports its own client-side timeout as CANCELLED.
+                Ok(Err(status)) if matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled) => {
                     return Err(BackendError::Deadline(deadline_after));
                 }
                 Ok(Err(status)) => status,
@@ -356,6 +367,7 @@ impl Backend {
                 addr: address.addr,
                 status,
                 in_flight: address.in_flight.load(Ordering::Relaxed),
+                calls: address.calls.load(Ordering::Relaxed),
                 ejected: address.ejected(now).is_some(),
             }
         });
@@ -404,6 +416,93 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(started.elapsed() < Duration::from_millis(100), "{:?}", started.elapsed());
+    }
+
+    /// A name that never resolves (RFC 6761), so a failure-triggered resolution keeps the
+    /// addresses a test installs.
+    const UNRESOLVABLE: &str = "http://gateway-test.invalid:1";
+
+    async fn spawn_api() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let mut settings = axiom25_api::Settings::default();
+        settings.server.host = std::net::IpAddr::from([127, 0, 0, 1]);
+        settings.server.grpc_port = 0;
+        settings.server.admin_port = 0;
+        let app = axiom25_api::Application::build(settings).await.unwrap();
+        let addr = app.grpc_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+            "test"
+        }));
+        (addr, stop)
+    }
+
+    fn determinant_of_two() -> axiom25_proto::matrix::v1::DeterminantRequest {
+        axiom25_proto::matrix::v1::DeterminantRequest {
+            a: Some(axiom25_proto::matrix::v1::Matrix { rows: 1, cols: 1, data: vec![2.0] }),
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_are_spread_over_every_address() {
+        let (first, _stop_first) = spawn_api().await;
+        let (second, _stop_second) = spawn_api().await;
+        let backend = backend(UNRESOLVABLE);
+        backend.install(&[first, second]);
+        for _ in 0..40 {
+            let answer = backend
+                .call(determinant_of_two(), |mut client, request| async move { client.determinant(request).await });
+            assert_eq!(answer.await.unwrap().value, 2.0);
+        }
+        let health = backend.health(Duration::from_secs(2)).await;
+        assert_eq!(health.len(), 2);
+        for address in &health {
+            assert_eq!(address.status.as_deref(), Ok("SERVING"));
+            assert!(address.calls >= 5, "{health:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_address_is_retried_on_another_and_the_caller_never_sees_it() {
+        let (alive, _stop) = spawn_api().await;
+        let dead = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        let backend = backend(UNRESOLVABLE);
+        backend.install(&[alive, dead]);
+        for _ in 0..20 {
+            let answer = backend
+                .call(determinant_of_two(), |mut client, request| async move { client.determinant(request).await });
+            assert_eq!(answer.await.unwrap().value, 2.0);
+        }
+        let health = backend.health(Duration::from_secs(2)).await;
+        let dead = health.iter().find(|address| address.addr == dead).unwrap();
+        assert!(dead.ejected && dead.status.is_err(), "{dead:?}");
+    }
+
+    #[tokio::test]
+    async fn the_retry_budget_stops_retries_when_most_calls_fail() {
+        let dead = |_: u8| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        let addresses: Vec<SocketAddr> = (0..8).map(dead).collect();
+        let settings = ApiSettings {
+            endpoint: UNRESOLVABLE.into(),
+            max_attempts: 10,
+            retry_budget_percent: 0,
+            retry_budget_min_per_second: 0,
+            ..ApiSettings::default()
+        };
+        let backend = Backend::new(&settings);
+        backend.install(&addresses);
+        let answer = backend
+            .call(determinant_of_two(), |mut client, request| async move { client.determinant(request).await })
+            .await;
+        assert!(answer.is_err());
+        let calls: u64 = backend.health(Duration::from_millis(100)).await.iter().map(|address| address.calls).sum();
+        assert_eq!(calls, 1, "with an empty budget no call is retried");
     }
 
     #[test]

@@ -42,9 +42,23 @@ impl RestState {
 }
 
 /// A matrix in JSON: an array of rows of equal length, e.g. `[[1, 2], [3, 4]]`.
-#[derive(Debug, Clone, PartialEq, ToSchema)]
-#[schema(value_type = Vec<Vec<f64>>, example = json!([[1.0, 2.0], [3.0, 4.0]]))]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JsonMatrix(pub pb::Matrix);
+
+impl utoipa::PartialSchema for JsonMatrix {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+        let row = ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Number)).min_items(Some(1));
+        ArrayBuilder::new()
+            .items(row)
+            .min_items(Some(1))
+            .description(Some("Rows of equal length, each an array of numbers"))
+            .examples([serde_json::json!([[1.0, 2.0], [3.0, 4.0]])])
+            .into()
+    }
+}
+
+impl ToSchema for JsonMatrix {}
 
 impl<'de> Deserialize<'de> for JsonMatrix {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -579,6 +593,7 @@ async fn analyze(State(state): State<RestState>, request: Request) -> Response {
 #[openapi(
     info(title = "AXIOM-25 Matrix REST API", description = "Dense linear algebra over HTTP (CONTRACTS §3). Errors are RFC 9457 problem documents."),
     modifiers(&Security),
+    components(schemas(Problem)),
     security((), ("bearer" = []), ("apiKey" = [])),
     tags((name = "matrix", description = "Matrix operations"))
 )]

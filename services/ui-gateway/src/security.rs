@@ -269,8 +269,9 @@ fn unauthorized(reason: &'static str, detail: &str) -> Response {
     response
 }
 
-/// The CORS layer of the REST API, when origins are configured; none otherwise, so browsers keep
-/// the same-origin policy.
+/// The CORS layer, when origins are configured; none otherwise, so browsers keep the same-origin
+/// policy. It allows the listed origins on the REST API (`/api/v1/`) only, never on the pages.
+/// It wraps the whole router: a preflight must be answered before routing answers 405 to OPTIONS.
 #[must_use]
 pub fn cors(settings: &CorsSettings) -> Option<CorsLayer> {
     if settings.allowed_origins.is_empty() {
@@ -278,9 +279,12 @@ pub fn cors(settings: &CorsSettings) -> Option<CorsLayer> {
     }
     let origins: Vec<HeaderValue> =
         settings.allowed_origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();
+    let allowed = move |origin: &HeaderValue, request: &http::request::Parts| {
+        request.uri.path().starts_with("/api/v1/") && origins.contains(origin)
+    };
     Some(
         CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
+            .allow_origin(AllowOrigin::predicate(allowed))
             .allow_methods([Method::POST])
             .allow_headers([
                 header::CONTENT_TYPE,

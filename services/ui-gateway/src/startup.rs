@@ -155,13 +155,8 @@ fn router(settings: &Settings, backend: Backend, keys: Option<ApiKeys>, ops: Ops
     let keys_required = keys.is_some();
     let (matrix, openapi) = rest::router(RestState::new(backend, &settings.limits)).split_for_parts();
     let guard = security::Guard::new(keys, RateLimit::new(&settings.rate_limit));
-    // CORS outside the guard: a browser's preflight carries no key.
     let matrix = matrix.layer(axum::middleware::from_fn_with_state(guard, security::guard));
-    let matrix = match security::cors(&settings.cors) {
-        Some(cors) => matrix.layer(cors),
-        None => matrix,
-    };
-    Router::new()
+    let app = Router::new()
         .merge(matrix)
         .merge(rest::openapi_router(openapi))
         .merge(ui::router(ops, keys_required))
@@ -169,6 +164,11 @@ fn router(settings: &Settings, backend: Backend, keys: Option<ApiKeys>, ops: Ops
         .method_not_allowed_fallback(async |method: http::Method, OriginalUri(uri): OriginalUri| {
             Problem::method_not_allowed(&method, uri.path()).into_response()
         })
-        .layer(HttpServerLayer::new().with_trace_id_header())
-        .layer(security::headers())
+        .layer(HttpServerLayer::new().with_trace_id_header());
+    // CORS outside the guard: a browser's preflight carries no key.
+    let app = match security::cors(&settings.cors) {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    app.layer(security::headers())
 }

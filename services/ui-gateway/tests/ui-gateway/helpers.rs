@@ -80,7 +80,22 @@ impl Answer {
     }
 }
 
+/// Installs the process's log subscriber and trace provider once, as the binary does, so spans
+/// get real ids (`x-trace-id`, `traceparent` to the api).
+fn init_telemetry() {
+    static TELEMETRY: std::sync::OnceLock<Option<axiom25_observability::telemetry::TelemetryGuard>> =
+        std::sync::OnceLock::new();
+    TELEMETRY.get_or_init(|| {
+        let settings = axiom25_observability::telemetry::TelemetrySettings {
+            log_level: "warn,axiom25_observability=info".into(),
+            ..Default::default()
+        };
+        axiom25_observability::telemetry::init(&settings, &axiom25_ui_gateway::SERVICE).ok()
+    });
+}
+
 pub async fn spawn_gateway(settings: Settings) -> TestGateway {
+    init_telemetry();
     let app = Application::build(settings).await.expect("gateway builds");
     let (http_addr, admin_addr) = (app.http_addr(), app.admin_addr());
     let (stop, stopped) = oneshot::channel::<()>();
