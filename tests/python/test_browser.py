@@ -92,8 +92,8 @@ def test_selenium_drives_headless_chromium_to_the_openapi_document(browser, gate
 
 
 def test_a_product_shows_its_result_time_and_a_trace_through_both_services(browser, gateway):
+    console_errors(browser)  # drop what earlier pages logged
     browser.get(f"{gateway.url}/")
-    console_errors(browser)
     screenshot(browser, "01-calculator")
     Select(browser.find_element(By.ID, "op")).select_by_value("multiply")
     fill(browser, "a", "1 2; 3 4")
@@ -135,8 +135,8 @@ def test_a_product_shows_its_result_time_and_a_trace_through_both_services(brows
 
 
 def test_an_invalid_matrix_is_reported_inline_without_a_request(browser, gateway):
+    console_errors(browser)  # drop what earlier pages logged
     browser.get(f"{gateway.url}/")
-    console_errors(browser)
     Select(browser.find_element(By.ID, "op")).select_by_value("multiply")
     fill(browser, "a", "1 2; 3")
     fill(browser, "b", "5; 6")
@@ -155,6 +155,7 @@ def test_an_invalid_matrix_is_reported_inline_without_a_request(browser, gateway
 
 def test_the_operations_page_shows_readiness_metrics_and_traces(browser, gateway):
     # The gateway polls the api's health in the background: reload until it has (bounded).
+    console_errors(browser)
     browser.get(f"{gateway.url}/ops")
     deadline = time.monotonic() + 20
     ready = None
