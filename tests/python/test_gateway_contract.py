@@ -68,6 +68,14 @@ def openapi_document(gateway):
     return document
 
 
+# Server bug, open: the document's 401-504 answers point at #/components/schemas/Problem, which
+# utoipa never registered (only the 400 answer inlines the schema). Strict, so the fix turns these
+# into failures until this marker is removed with it.
+DANGLING_PROBLEM_SCHEMA = pytest.mark.xfail(
+    strict=True, reason="ui-gateway bug: $ref #/components/schemas/Problem is not defined in the OpenAPI document"
+)
+
+
 def references(node):
     """Every `$ref` in a JSON document."""
     if isinstance(node, dict):
@@ -79,6 +87,7 @@ def references(node):
             yield from references(value)
 
 
+@DANGLING_PROBLEM_SCHEMA
 def test_every_reference_in_the_openapi_document_resolves(openapi_document):
     dangling = set()
     for reference in references(openapi_document):
@@ -90,12 +99,15 @@ def test_every_reference_in_the_openapi_document_resolves(openapi_document):
     assert not dangling, f"references to nothing: {sorted(dangling)}"
 
 
+@DANGLING_PROBLEM_SCHEMA
 def test_the_openapi_document_is_valid_openapi_3_1(openapi_document):
     assert openapi_document["openapi"].startswith("3.1.")
+    problem = None
     try:
         validate(openapi_document, cls=OpenAPIV31SpecValidator)
     except Exception as error:  # the validator's errors embed the whole document: keep the head
-        pytest.fail(f"openapi-spec-validator: {type(error).__name__}: {str(error)[:300]}", pytrace=False)
+        problem = f"{type(error).__name__}: {str(error).split(' within ')[0][:300]}"
+    assert problem is None, f"openapi-spec-validator: {problem}"
 
 
 def test_the_openapi_document_describes_exactly_the_six_matrix_routes(openapi_document):
