@@ -27,10 +27,10 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 unit: ## Unit, property and integration tests of every crate (not the container suite)
 	$(CARGO) test --workspace --exclude axiom25-e2e --locked
 
-python-test: $(VENV)/.installed ## numpy cross-check of every RPC; the OpenTelemetry Python SDK against the collector
-	$(CARGO) build --locked -p axiom25-api -p axiom25-telemetry-collector
+python-test: $(VENV)/.installed ## numpy cross-check of every RPC; OpenTelemetry SDK vs collector; REST contract; web UI in Chromium
+	$(CARGO) build --locked -p axiom25-api -p axiom25-telemetry-collector -p axiom25-ui-gateway
 	AXIOM25_API_BIN=target/debug/axiom25-api AXIOM25_COLLECTOR_BIN=target/debug/axiom25-telemetry-collector \
-		$(PY) -m pytest -q tests/python
+		AXIOM25_GATEWAY_BIN=target/debug/axiom25-ui-gateway $(PY) -m pytest -q tests/python
 
 $(VENV)/.installed: tests/python/requirements.txt
 	python3 -m venv $(VENV)

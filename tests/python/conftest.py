@@ -1,5 +1,7 @@
-"""Fixtures: the real api binary on free loopback ports, and Python stubs generated from proto/."""
+"""Fixtures: the real binaries on free loopback ports (the api alone, the collector alone, and the
+api + collector + ui-gateway wired together), and Python stubs generated from proto/."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -86,3 +88,56 @@ def stub(pb, api_address):
     grpc.channel_ready_future(channel).result(timeout=20)
     yield matrix_pb2_grpc.MatrixServiceStub(channel)
     channel.close()
+
+
+def telemetry_env(collector_grpc_port):
+    """Every trace sampled and exported to the collector within a fraction of a second."""
+    return {
+        "AXIOM25__TELEMETRY__OTLP_ENDPOINT": f"http://127.0.0.1:{collector_grpc_port}",
+        "AXIOM25__TELEMETRY__SAMPLING_RATIO": "1.0",
+        "AXIOM25__TELEMETRY__EXPORT_INTERVAL_MS": "100",
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Gateway:
+    """A running ui-gateway: its public base URL (no trailing slash) and its collector's admin URL."""
+
+    url: str
+    collector_url: str
+    admin_url: str
+
+
+@pytest.fixture(scope="module")
+def gateway(collector):
+    """Starts an api and a ui-gateway (AXIOM25_GATEWAY_BIN, default the debug build) that both
+    export every trace to the module's collector; the gateway's rate limit is off."""
+    api_binary = os.environ.get("AXIOM25_API_BIN", str(ROOT / "target/debug/axiom25-api"))
+    gateway_binary = os.environ.get("AXIOM25_GATEWAY_BIN", str(ROOT / "target/debug/axiom25-ui-gateway"))
+    telemetry = telemetry_env(collector["grpc"])
+    api, api_listening = start_service(
+        api_binary, {"AXIOM25__SERVER__GRPC_PORT": "0", "AXIOM25__SERVER__ADMIN_PORT": "0", **telemetry}
+    )
+    try:
+        collector_url = f"http://127.0.0.1:{collector['admin']}"
+        process, listening = start_service(
+            gateway_binary,
+            {
+                "AXIOM25__SERVER__HTTP_PORT": "0",
+                "AXIOM25__SERVER__ADMIN_PORT": "0",
+                "AXIOM25__API__ENDPOINT": f"http://127.0.0.1:{api_listening['grpc_port']}",
+                "AXIOM25__OPS__COLLECTOR_ENDPOINT": collector_url,
+                "AXIOM25__RATE_LIMIT__REQUESTS_PER_SECOND": "0",
+                **telemetry,
+            },
+        )
+        try:
+            yield Gateway(
+                url=f"http://127.0.0.1:{listening['http_port']}",
+                collector_url=collector_url,
+                admin_url=f"http://127.0.0.1:{listening['admin_port']}",
+            )
+        finally:
+            stop_service(process)
+    finally:
+        stop_service(api)
