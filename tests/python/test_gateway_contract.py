@@ -68,14 +68,6 @@ def openapi_document(gateway):
     return document
 
 
-# Server bug, open: the document's 401-504 answers point at #/components/schemas/Problem, which
-# utoipa never registered (only the 400 answer inlines the schema). Strict, so the fix turns these
-# into failures until this marker is removed with it.
-DANGLING_PROBLEM_SCHEMA = pytest.mark.xfail(
-    strict=True, reason="ui-gateway bug: $ref #/components/schemas/Problem is not defined in the OpenAPI document"
-)
-
-
 def references(node):
     """Every `$ref` in a JSON document."""
     if isinstance(node, dict):
@@ -87,7 +79,6 @@ def references(node):
             yield from references(value)
 
 
-@DANGLING_PROBLEM_SCHEMA
 def test_every_reference_in_the_openapi_document_resolves(openapi_document):
     dangling = set()
     for reference in references(openapi_document):
@@ -99,7 +90,6 @@ def test_every_reference_in_the_openapi_document_resolves(openapi_document):
     assert not dangling, f"references to nothing: {sorted(dangling)}"
 
 
-@DANGLING_PROBLEM_SCHEMA
 def test_the_openapi_document_is_valid_openapi_3_1(openapi_document):
     assert openapi_document["openapi"].startswith("3.1.")
     problem = None
