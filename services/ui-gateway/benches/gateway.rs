@@ -1,0 +1,211 @@
+//! The gateway's cost: a 16×16 Multiply through the REST API against the same call straight to
+//! the api over gRPC, in the same run, at the same concurrency, alternating rounds so that drift
+//! of the shared machine hits both alike.
+//!
+//! Run with `cargo bench -p axiom25-ui-gateway --bench gateway` after `cargo build --release -p
+//! axiom25-api` (or set `AXIOM25_API_BIN`); writes `target/bench/gateway.json`, which
+//! tools/bench/gateway_report.py turns into docs/benchmarks/gateway.md. Bounded: a fixed number
+//! of calls per round, loopback only.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient;
+use axiom25_proto::matrix::v1::{Matrix, MultiplyRequest};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tonic::transport::Endpoint;
+
+const N: usize = 16;
+const ROUNDS: usize = 3;
+const CALLS_PER_ROUND: usize = 6_000;
+const WARMUP: usize = 500;
+const CONCURRENCY: &[usize] = &[1, 8, 32];
+
+/// Starts a service binary on free loopback ports; returns it and the ports its `Listening` line names.
+async fn start(binary: &str, env: &[(&str, String)]) -> (Child, serde_json::Value) {
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .env("AXIOM25__SERVER__HOST", "127.0.0.1")
+        .env("AXIOM25__TELEMETRY__LOG_LEVEL", "warn,axiom25=info");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child =
+        command.stdout(Stdio::piped()).kill_on_drop(true).spawn().unwrap_or_else(|error| panic!("{binary}: {error}"));
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let listening = loop {
+        let line = lines.next_line().await.expect("log").unwrap_or_else(|| panic!("{binary} exited before listening"));
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if entry["message"] == "Listening" {
+            break entry;
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, listening)
+}
+
+fn proc_stat(child: &Child) -> (f64, u64) {
+    let pid = child.id().expect("running");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat.rsplit_once(") ").expect("comm").1.split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let rss = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok());
+    (ticks / 100.0, rss.unwrap_or(0))
+}
+
+fn matrix(seed: u64) -> Matrix {
+    let data = (0..N * N).map(|i| ((i as u64 * 2_654_435_761 + seed) % 1000) as f64 / 100.0 - 5.0).collect();
+    Matrix { rows: N as u32, cols: N as u32, data }
+}
+
+fn rows_json(matrix: &Matrix) -> serde_json::Value {
+    serde_json::Value::Array(matrix.data.chunks(N).map(|row| serde_json::json!(row)).collect())
+}
+
+#[derive(Clone, Copy)]
+enum Path {
+    Grpc(SocketAddr),
+    Rest(SocketAddr),
+}
+
+/// `calls` calls split over `concurrency` clients (each with its own connection); latencies and wall time.
+async fn round(path: Path, concurrency: usize, calls: usize) -> (Vec<Duration>, Duration) {
+    let (a, b) = (matrix(1), matrix(2));
+    let body = Bytes::from(serde_json::json!({"a": rows_json(&a), "b": rows_json(&b)}).to_string());
+    let request = MultiplyRequest { a: Some(a), b: Some(b) };
+    let per_client = calls / concurrency;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (body, request) = (body.clone(), request.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_client);
+            match path {
+                Path::Grpc(addr) => {
+                    let channel = Endpoint::from_shared(format!("http://{addr}"))
+                        .unwrap()
+                        .tcp_nodelay(true)
+                        .connect()
+                        .await
+                        .unwrap();
+                    let mut client = MatrixServiceClient::new(channel);
+                    for _ in 0..per_client {
+                        let began = Instant::now();
+                        client.multiply(request.clone()).await.expect("gRPC multiply");
+                        latencies.push(began.elapsed());
+                    }
+                }
+                Path::Rest(addr) => {
+                    let client: Client<_, Full<Bytes>> =
+                        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1).build_http();
+                    let uri: http::Uri = format!("http://{addr}/api/v1/matrix/multiply").parse().unwrap();
+                    for _ in 0..per_client {
+                        let began = Instant::now();
+                        let request = http::Request::post(uri.clone())
+                            .header("content-type", "application/json")
+                            .body(Full::new(body.clone()))
+                            .unwrap();
+                        let response = client.request(request).await.expect("REST multiply");
+                        assert_eq!(response.status(), 200);
+                        response.into_body().collect().await.expect("body");
+                        latencies.push(began.elapsed());
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::with_capacity(calls);
+    for task in tasks {
+        latencies.extend(task.await.expect("client"));
+    }
+    (latencies, started.elapsed())
+}
+
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1e3
+}
+
+#[tokio::main]
+async fn main() {
+    let api_bin = std::env::var("AXIOM25_API_BIN")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/axiom25-api").into());
+    fn ports(names: &[&'static str]) -> Vec<(&'static str, String)> {
+        names.iter().map(|name| (*name, "0".to_owned())).collect()
+    }
+    let (api, api_listening) =
+        start(&api_bin, &ports(&["AXIOM25__SERVER__GRPC_PORT", "AXIOM25__SERVER__ADMIN_PORT"])).await;
+    let api_addr = SocketAddr::from(([127, 0, 0, 1], api_listening["grpc_port"].as_u64().unwrap() as u16));
+    let mut gateway_env = ports(&["AXIOM25__SERVER__HTTP_PORT", "AXIOM25__SERVER__ADMIN_PORT"]);
+    gateway_env.extend([
+        ("AXIOM25__API__ENDPOINT", format!("http://{api_addr}")),
+        ("AXIOM25__RATE_LIMIT__REQUESTS_PER_SECOND", "0".into()),
+        ("AXIOM25__OPS__COLLECTOR_ENDPOINT", String::new()),
+    ]);
+    let (gateway, gateway_listening) = start(env!("CARGO_BIN_EXE_axiom25-ui-gateway"), &gateway_env).await;
+    let gateway_addr = SocketAddr::from(([127, 0, 0, 1], gateway_listening["http_port"].as_u64().unwrap() as u16));
+
+    round(Path::Grpc(api_addr), 4, WARMUP).await;
+    round(Path::Rest(gateway_addr), 4, WARMUP).await;
+
+    let mut results = Vec::new();
+    for &concurrency in CONCURRENCY {
+        let mut grpc = (Vec::new(), Duration::ZERO);
+        let mut rest = (Vec::new(), Duration::ZERO);
+        let gateway_before = proc_stat(&gateway).0;
+        for _ in 0..ROUNDS {
+            let (latencies, wall) = round(Path::Grpc(api_addr), concurrency, CALLS_PER_ROUND).await;
+            grpc.0.extend(latencies);
+            grpc.1 += wall;
+            let (latencies, wall) = round(Path::Rest(gateway_addr), concurrency, CALLS_PER_ROUND).await;
+            rest.0.extend(latencies);
+            rest.1 += wall;
+        }
+        let (gateway_after, gateway_rss_kib) = proc_stat(&gateway);
+        let summary = |(mut latencies, wall): (Vec<Duration>, Duration)| {
+            latencies.sort_unstable();
+            serde_json::json!({
+                "calls": latencies.len(),
+                "p50_ms": percentile_ms(&latencies, 0.50),
+                "p99_ms": percentile_ms(&latencies, 0.99),
+                "throughput_per_s": latencies.len() as f64 / wall.as_secs_f64(),
+            })
+        };
+        let (grpc, rest) = (summary(grpc), summary(rest));
+        let calls = rest["calls"].as_f64().unwrap();
+        eprintln!("concurrency {concurrency}: gRPC {grpc} REST {rest}");
+        results.push(serde_json::json!({
+            "concurrency": concurrency,
+            "grpc": grpc,
+            "rest": rest,
+            "gateway_cpu_us_per_call": (gateway_after - gateway_before) * 1e6 / calls,
+            "gateway_rss_kib": gateway_rss_kib,
+        }));
+    }
+    let report = serde_json::json!({
+        "matrix": format!("{N}x{N}"),
+        "rounds": ROUNDS,
+        "calls_per_round": CALLS_PER_ROUND,
+        "cpus": std::thread::available_parallelism().map_or(1, usize::from),
+        "results": results,
+        "api_cpu_seconds": proc_stat(&api).0,
+    });
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
+    std::fs::create_dir_all(&out).expect("target/bench");
+    let mut file = std::fs::File::create(out.join("gateway.json")).expect("gateway.json");
+    writeln!(file, "{report:#}").expect("write");
+    drop((api, gateway));
+}
