@@ -149,8 +149,10 @@ impl Collector {
     /// # Errors
     /// When the collector cannot be reached in time.
     pub async fn get(&self, path: &str) -> Result<(StatusCode, Bytes), CollectorError> {
-        let uri: Uri = format!("{}{path}", self.endpoint).parse().map_err(|_| CollectorError::Malformed(path.into()))?;
-        let request = Request::get(uri).body(Empty::new()).map_err(|error| CollectorError::Malformed(error.to_string()))?;
+        let uri: Uri =
+            format!("{}{path}", self.endpoint).parse().map_err(|_| CollectorError::Malformed(path.into()))?;
+        let request =
+            Request::get(uri).body(Empty::new()).map_err(|error| CollectorError::Malformed(error.to_string()))?;
         let exchange = async {
             let response =
                 self.client.request(request).await.map_err(|error| CollectorError::Unreachable(error.to_string()))?;

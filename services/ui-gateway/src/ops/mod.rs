@@ -178,14 +178,20 @@ impl Inner {
         let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         state.api = api;
         if let Some((ready, snapshot)) = collector {
-            metrics::gauge!(UPSTREAM_READY, "upstream" => "telemetry-collector")
-                .set(if ready.is_ready() { 1.0 } else { 0.0 });
+            metrics::gauge!(UPSTREAM_READY, "upstream" => "telemetry-collector").set(if ready.is_ready() {
+                1.0
+            } else {
+                0.0
+            });
             state.collector = ready;
             match snapshot {
                 Ok(snapshot) => {
                     let newest = snapshot.taken_at;
                     state.snapshots.push_back(snapshot);
-                    while state.snapshots.front().is_some_and(|oldest| newest.duration_since(oldest.taken_at) > self.window)
+                    while state
+                        .snapshots
+                        .front()
+                        .is_some_and(|oldest| newest.duration_since(oldest.taken_at) > self.window)
                     {
                         state.snapshots.pop_front();
                     }

@@ -18,11 +18,7 @@ struct Asset {
 }
 
 const ASSETS: [Asset; 2] = [
-    Asset {
-        name: "app.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../../assets/app.css"),
-    },
+    Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../../assets/app.css") },
     Asset {
         name: "calc.js",
         content_type: "text/javascript; charset=utf-8",
@@ -70,8 +66,7 @@ pub(super) async fn serve(Path(name): Path<String>, Query(query): Query<Version>
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
-    let mut response =
-        if fresh { StatusCode::NOT_MODIFIED.into_response() } else { asset.body.into_response() };
+    let mut response = if fresh { StatusCode::NOT_MODIFIED.into_response() } else { asset.body.into_response() };
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));

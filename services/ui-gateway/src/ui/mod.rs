@@ -287,9 +287,7 @@ async fn trace(State(state): State<UiState>, Path(id): Path<String>) -> Response
             return message(
                 StatusCode::NOT_FOUND,
                 "Trace not found",
-                format!(
-                    "The telemetry-collector knows no trace {id}: it may not have arrived yet, or it was evicted."
-                ),
+                format!("The telemetry-collector knows no trace {id}: it may not have arrived yet, or it was evicted."),
             );
         }
         Err(error) => {

@@ -27,7 +27,11 @@ impl Summary {
         let start = spans.iter().map(|span| span.start_time_unix_nano).min().unwrap_or(0);
         let end = spans.iter().map(|span| span.end_time_unix_nano.max(span.start_time_unix_nano)).max().unwrap_or(0);
         let services: BTreeSet<&str> = spans.iter().map(|span| span.service.as_str()).collect();
-        Self { start, duration_ns: end.saturating_sub(start), services: services.into_iter().collect::<Vec<_>>().join(", ") }
+        Self {
+            start,
+            duration_ns: end.saturating_sub(start),
+            services: services.into_iter().collect::<Vec<_>>().join(", "),
+        }
     }
 }
 

@@ -79,7 +79,10 @@ async fn ops_passes_its_trace_filters_to_the_collector_and_refuses_bad_ones() {
     assert_eq!(status, 200);
     assert!(html.contains("name=\"error\" value=\"true\" checked"), "{html}");
     assert!(html.contains("value=\"250\""), "{html}");
-    assert_eq!(collector.trace_queries.lock().unwrap().last().map(String::as_str), Some("limit=50&error=true&min_duration_ms=250"));
+    assert_eq!(
+        collector.trace_queries.lock().unwrap().last().map(String::as_str),
+        Some("limit=50&error=true&min_duration_ms=250")
+    );
 
     let queries_before = collector.trace_queries.lock().unwrap().len();
     for bad in ["/ops?min_duration_ms=slow", "/ops?min_duration_ms=-1", "/ops?error=maybe"] {
@@ -131,7 +134,12 @@ async fn a_malformed_trace_id_is_refused_with_400() {
     let (api, _api) = spawn_api().await;
     let collector = spawn_fake_collector().await;
     let gateway = spawn_gateway(ops_settings(api, &collector.endpoint)).await;
-    for bad in ["xyz", "4BF92F3577B34DA6A3CE929D0E0E4736", "4bf92f3577b34da6a3ce929d0e0e473", "4bf92f3577b34da6a3ce929d0e0e4736a"] {
+    for bad in [
+        "xyz",
+        "4BF92F3577B34DA6A3CE929D0E0E4736",
+        "4bf92f3577b34da6a3ce929d0e0e473",
+        "4bf92f3577b34da6a3ce929d0e0e4736a",
+    ] {
         let (status, html) = gateway.text(&format!("/ops/traces/{bad}")).await;
         assert_eq!(status, 400, "{bad}");
         assert!(html.contains("32 lowercase hexadecimal digits"), "{html}");

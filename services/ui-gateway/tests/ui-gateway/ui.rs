@@ -7,16 +7,25 @@ use crate::helpers::{gateway_settings, spawn_api, spawn_gateway, spawn_pair};
 
 /// The ids the browser tests drive the calculator by.
 const FIXED_IDS: [&str; 14] = [
-    "calc", "op", "kind", "a", "b", "compute", "a-error", "b-error", "kind-error", "form-error", "result", "elapsed",
-    "trace-link", "trace",
+    "calc",
+    "op",
+    "kind",
+    "a",
+    "b",
+    "compute",
+    "a-error",
+    "b-error",
+    "kind-error",
+    "form-error",
+    "result",
+    "elapsed",
+    "trace-link",
+    "trace",
 ];
 
 /// `/assets/...` URLs a page refers to.
 fn asset_urls(html: &str) -> Vec<String> {
-    html.split(['"', '\''])
-        .filter(|part| part.starts_with("/assets/"))
-        .map(str::to_owned)
-        .collect()
+    html.split(['"', '\'']).filter(|part| part.starts_with("/assets/")).map(str::to_owned).collect()
 }
 
 /// Fails when `html` has an inline script, an inline style or an event handler attribute, which
