@@ -133,6 +133,13 @@
   op.addEventListener('change', () => { sync(); clearErrors(); });
   FIELDS.forEach((field) => $(field).addEventListener('input', () => setError(field, '')));
   if (apiKey) apiKey.value = sessionStorage.getItem(KEY_STORE) || '';
+  // Enter in a textarea starts a new row; Ctrl+Enter (⌘+Enter) computes from the keyboard.
+  ['a', 'b'].forEach((field) => $(field).addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  }));
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();

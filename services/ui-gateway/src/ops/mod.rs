@@ -102,6 +102,10 @@ impl Ops {
     /// `settings.poll_interval_ms`. Must run inside a tokio runtime.
     #[must_use]
     pub fn start(settings: &OpsSettings, backend: Backend) -> Self {
+        metrics::describe_gauge!(
+            UPSTREAM_READY,
+            "Whether the upstream passed its last readiness check (1) or not (0)."
+        );
         let timeout = Duration::from_millis(settings.collector_timeout_ms);
         let collector =
             (!settings.collector_endpoint.is_empty()).then(|| Collector::new(&settings.collector_endpoint, timeout));

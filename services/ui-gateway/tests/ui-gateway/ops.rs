@@ -55,6 +55,11 @@ async fn ops_shows_red_figures_per_rpc_and_the_recent_traces_from_the_collector(
     assert!(html.contains("id=\"traces\""), "{html}");
     assert!(html.contains(&format!("href=\"/ops/traces/{KNOWN_TRACE}\"")), "{html}");
     assert!(collector.trace_queries.lock().unwrap().iter().all(|query| query == "limit=50"));
+    let metrics = String::from_utf8(gateway.admin("/metrics").await.body.to_vec()).unwrap();
+    for upstream in ["api", "telemetry-collector"] {
+        let series = format!("axiom25_gateway_upstream_ready{{upstream=\"{upstream}\"}} ");
+        assert!(metrics.contains(&series), "{series} missing from {metrics}");
+    }
 }
 
 #[tokio::test]
