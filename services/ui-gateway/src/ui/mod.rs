@@ -104,8 +104,12 @@ fn upstream_row(name: &'static str, upstream: &Upstream) -> UpstreamRow {
     let (class, state, detail) = match upstream {
         Upstream::Unknown => ("unknown", "checking…", String::new()),
         Upstream::NotConfigured => ("unknown", "not configured", "ops.collector_endpoint is empty".to_owned()),
-        Upstream::Checked { ready: true, detail, .. } => ("ok", "ready", detail.clone()),
-        Upstream::Checked { ready: false, detail, .. } => ("down", "not ready", detail.clone()),
+        Upstream::Checked { ready, detail, at } => {
+            let since_epoch = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let checked = format::unix_nanos(u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX));
+            let detail = format!("{detail} (checked {checked})");
+            if *ready { ("ok", "ready", detail) } else { ("down", "not ready", detail) }
+        }
     };
     UpstreamRow { name, ready: upstream.is_ready(), class, state, detail }
 }
