@@ -1,4 +1,6 @@
 //! Integration tests of the ui-gateway: the real server on port 0, in front of a real api.
 
 mod helpers;
+mod ops;
 mod rest;
+mod ui;
