@@ -31,6 +31,9 @@ enum Side {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GrpcServerLayer;
 
+/// The gRPC health service, whose calls are measured but never traced.
+pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+
 /// Traces and measures every call a tonic client makes, propagating the trace context.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GrpcClientLayer;
@@ -72,6 +75,9 @@ where
         let (service, method) = split_path(request.uri().path());
         let (service, method) = (service.to_owned(), method.to_owned());
         let span = match self.side {
+            // Probes (kubelet, load balancers, the gateway's /ops poller) call Health every few
+            // seconds: measured like any call, but not traced, or they would bury real traces.
+            _ if service == HEALTH_SERVICE => tracing::Span::none(),
             Side::Server => tracing::info_span!(
                 "grpc.server",
                 otel.name = format!("{service}/{method}"),

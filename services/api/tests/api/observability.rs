@@ -173,3 +173,30 @@ async fn sampling_is_parent_based_a_sampled_caller_is_followed_at_ratio_zero() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[tokio::test]
+async fn health_checks_are_measured_but_never_traced() {
+    let (endpoint, receiver) = Receiver::start().await;
+    let api = ApiProcess::start(&[
+        ("AXIOM25__TELEMETRY__OTLP_ENDPOINT", &endpoint),
+        ("AXIOM25__TELEMETRY__EXPORT_INTERVAL_MS", "100"),
+    ])
+    .await;
+    let channel = connect(api.grpc_addr).await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let sampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for _ in 0..3 {
+        let mut request = Request::new(tonic_health::pb::HealthCheckRequest { service: String::new() });
+        request.metadata_mut().insert("traceparent", sampled.parse().expect("ascii"));
+        health.check(request).await.expect("health answers");
+    }
+    let after = "0af7651916cd43dd8448eb211c80319c";
+    let mut client = axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient::new(channel);
+    client.multiply(multiply_request(Some(&format!("00-{after}-b7ad6b7169203331-01")))).await.expect("ok");
+    receiver.wait_for_trace(after).await;
+    let names: Vec<String> = receiver.spans().iter().map(|(span, ..)| span.name.clone()).collect();
+    assert_eq!(names, ["axiom25.matrix.v1.MatrixService/Multiply"], "no span of the health checks");
+    let (_, metrics) = crate::helpers::http_get(api.admin_addr, "/metrics").await;
+    assert!(metrics.contains(r#"rpc_service="grpc.health.v1.Health""#), "health checks are still measured");
+    api.terminate().await;
+}
