@@ -127,6 +127,7 @@ def gateway(collector):
                 "AXIOM25__SERVER__ADMIN_PORT": "0",
                 "AXIOM25__API__ENDPOINT": f"http://127.0.0.1:{api_listening['grpc_port']}",
                 "AXIOM25__OPS__COLLECTOR_ENDPOINT": collector_url,
+                "AXIOM25__OPS__POLL_INTERVAL_MS": "500",
                 "AXIOM25__RATE_LIMIT__REQUESTS_PER_SECOND": "0",
                 **telemetry,
             },

@@ -154,19 +154,22 @@ def test_an_invalid_matrix_is_reported_inline_without_a_request(browser, gateway
 
 
 def test_the_operations_page_shows_readiness_metrics_and_traces(browser, gateway):
-    # The gateway polls the api's health in the background: reload until it has (bounded).
+    # The gateway polls health and span metrics in the background; RED needs two reads of the
+    # span metrics: reload until both are in (bounded).
     console_errors(browser)
     browser.get(f"{gateway.url}/ops")
-    deadline = time.monotonic() + 20
-    ready = None
+    deadline = time.monotonic() + 30
+    ready, red = None, []
     while time.monotonic() < deadline:
         upstream = browser.find_elements(By.CSS_SELECTOR, '#readiness [data-upstream="api"][data-ready]')
         ready = upstream[0].get_attribute("data-ready") if upstream else None
-        if ready == "true":
+        red = browser.find_elements(By.ID, "red")
+        if ready == "true" and red:
             break
         time.sleep(0.5)
         browser.refresh()
     assert ready == "true", f'#readiness [data-upstream="api"] data-ready={ready!r}'
+    assert red, "#red never appeared"
     for section in ("red", "traces"):
         assert browser.find_element(By.ID, section).is_displayed(), f"#{section} is not shown"
     screenshot(browser, "06-ops")
