@@ -13,7 +13,7 @@ export TAG
 COMPOSE := docker-compose -f infrastructure/docker/docker-compose.yml -p axiom25
 STACK := api telemetry-collector prometheus alertmanager
 
-.PHONY: help test lint lint-infra unit python-test chart-test chart-generate manifests e2e images up down bench bench-api bench-collector bench-images bench-linalg fuzz clean
+.PHONY: help test lint lint-infra unit python-test chart-test chart-generate manifests e2e images up down bench bench-api bench-collector bench-gateway bench-images bench-linalg fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -92,7 +92,7 @@ up: images ## Start the whole system in the background on 127.0.0.1; returns onc
 down: ## Stop the stack and remove what it created
 	$(COMPOSE) down --volumes --remove-orphans
 
-bench: bench-api bench-collector bench-images ## Every benchmark; writes docs/benchmarks/
+bench: bench-api bench-collector bench-gateway bench-images ## Every benchmark; writes docs/benchmarks/
 
 bench-api: $(VENV)/.installed ## api benchmarks (criterion, numpy, gRPC round trip); writes docs/benchmarks/api.md
 	$(PY) tools/bench/api_report.py
@@ -107,6 +107,9 @@ fuzz: ## Fuzz the collector's OTLP decoders for FUZZ_SECONDS (cargo-fuzz, nightl
 
 bench-collector: ## Collector throughput, loss and memory under OTLP/gRPC load; writes docs/benchmarks/collector.md
 	python3 tools/bench/collector_report.py
+
+bench-gateway: $(VENV)/.installed ## REST through the gateway vs direct gRPC, page weight and render time of /; writes docs/benchmarks/gateway.md
+	$(PY) tools/bench/gateway_report.py
 
 bench-images: ## Image size, build and start times; writes docs/benchmarks/images.md
 	tools/bench/images_report.sh

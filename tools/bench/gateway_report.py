@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Runs the ui-gateway benchmarks and writes docs/benchmarks/gateway.md.
+
+    make bench-gateway      (= .venv/bin/python tools/bench/gateway_report.py)
+
+1. `cargo bench -p axiom25-ui-gateway --bench gateway`: a 16×16 Multiply through the REST API
+   against the same call straight to the api over gRPC, same run, same concurrency, release builds
+   (benches/gateway.rs documents the method);
+2. page weight and render time of `/` in headless Chromium (tools/bench/gateway_page.py) against
+   a release gateway in front of a release api.
+"""
+
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+OUT = ROOT / "docs/benchmarks/gateway.md"
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+sys.path.insert(0, str(ROOT / "tests/python"))
+from conftest import start_service, stop_service  # noqa: E402  (the tests' launcher, reused)
+
+
+def run(command, **kwargs):
+    print("+", " ".join(command), file=sys.stderr, flush=True)
+    return subprocess.run(command, cwd=ROOT, check=True, **kwargs)
+
+
+def page_weight():
+    api_bin, gateway_bin = str(TARGET / "release/axiom25-api"), str(TARGET / "release/axiom25-ui-gateway")
+    api, api_listening = start_service(api_bin, {"AXIOM25__SERVER__GRPC_PORT": "0", "AXIOM25__SERVER__ADMIN_PORT": "0"})
+    try:
+        gateway, listening = start_service(
+            gateway_bin,
+            {
+                "AXIOM25__SERVER__HTTP_PORT": "0",
+                "AXIOM25__SERVER__ADMIN_PORT": "0",
+                "AXIOM25__API__ENDPOINT": f"http://127.0.0.1:{api_listening['grpc_port']}",
+                "AXIOM25__OPS__COLLECTOR_ENDPOINT": "",
+            },
+        )
+        try:
+            url = f"http://127.0.0.1:{listening['http_port']}/"
+            output = run([sys.executable, "tools/bench/gateway_page.py", "--url", url, "--runs", "20"],
+                         capture_output=True, text=True).stdout
+            return json.loads(output)
+        finally:
+            stop_service(gateway)
+    finally:
+        stop_service(api)
+
+
+def main():
+    run(["cargo", "build", "--release", "--locked", "-p", "axiom25-api", "-p", "axiom25-ui-gateway"])
+    env = {**os.environ, "AXIOM25_API_BIN": str(TARGET / "release/axiom25-api")}
+    run(["cargo", "bench", "--locked", "-p", "axiom25-ui-gateway", "--bench", "gateway"], env=env)
+    bench = json.loads((TARGET / "bench/gateway.json").read_text())
+    page = page_weight()
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    lines = [
+        "# ui-gateway benchmarks",
+        "",
+        "Produced by `make bench-gateway` (`tools/bench/gateway_report.py`), release builds, loopback,",
+        f"{bench['cpus']} cores ({cpu}) shared by the load generator, the gateway and the api.",
+        "",
+        f"## REST through the gateway vs gRPC straight to the api ({bench['matrix']} Multiply)",
+        "",
+        "`cargo bench -p axiom25-ui-gateway --bench gateway`. Per concurrency level, "
+        f"{bench['rounds']} alternating rounds of {bench['calls_per_round']} calls on each path, each client",
+        "with its own connection (HTTP/1.1 keep-alive to the gateway, HTTP/2 to the api); latency is the",
+        "client's, from sending the request to the last byte of the answer. The gateway answers JSON,",
+        "the api protobuf. Targets: added p50 ≤ 0.3 ms, REST throughput ≥ 0.7× direct.",
+        "",
+        "| clients | gRPC p50 | REST p50 | added p50 | gRPC p99 | REST p99 | gRPC calls/s | REST calls/s | REST / gRPC | gateway CPU per call |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in bench["results"]:
+        grpc, rest = result["grpc"], result["rest"]
+        lines.append(
+            f"| {result['concurrency']} | {grpc['p50_ms']:.3f} ms | {rest['p50_ms']:.3f} ms | "
+            f"{rest['p50_ms'] - grpc['p50_ms']:+.3f} ms | {grpc['p99_ms']:.3f} ms | {rest['p99_ms']:.3f} ms | "
+            f"{grpc['throughput_per_s']:,.0f} | {rest['throughput_per_s']:,.0f} | "
+            f"{rest['throughput_per_s'] / grpc['throughput_per_s']:.2f}× | {result['gateway_cpu_us_per_call']:.0f} µs |"
+        )
+    peak_grpc = max(result["grpc"]["throughput_per_s"] for result in bench["results"])
+    peak_rest = max(result["rest"]["throughput_per_s"] for result in bench["results"])
+    rss = max(result["gateway_rss_kib"] for result in bench["results"]) / 1024
+    lines += [
+        "",
+        f"Maximum throughput over the levels: gRPC {peak_grpc:,.0f} calls/s, REST {peak_rest:,.0f} calls/s "
+        f"({peak_rest / peak_grpc:.2f}×). Gateway RSS after the run: {rss:.1f} MiB.",
+        "",
+        "## Page weight and render time of `/`",
+        "",
+        f"`tools/bench/gateway_page.py`, {page['browser']}, {page['runs']} cold loads. Target: < 100 KB.",
+        "",
+        "| resource | on the wire | body |",
+        "|---|---|---|",
+    ]
+    for entry in [page["page"], *page["resources"]]:
+        name = entry["name"].split("/", 3)[-1]
+        lines.append(f"| `/{name}` | {entry['transfer_bytes']:,} B | {entry['decoded_body_bytes']:,} B |")
+    total = page["total"]
+    lines += [
+        f"| **total ({total['requests']} requests)** | **{total['transfer_bytes']:,} B** | **{total['decoded_body_bytes']:,} B** |",
+        "",
+        f"DOMContentLoaded: median {page['dom_content_loaded_ms']['median']} ms "
+        f"(min {page['dom_content_loaded_ms']['min']}, max {page['dom_content_loaded_ms']['max']}); "
+        f"load event: median {page['load_ms']['median']} ms "
+        f"(min {page['load_ms']['min']}, max {page['load_ms']['max']}).",
+        "",
+    ]
+    OUT.write_text("\n".join(lines))
+    print(f"wrote {OUT.relative_to(ROOT)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
