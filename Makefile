@@ -11,7 +11,7 @@ TOOLS_BIN ?= .tools/bin
 TAG ?= dev
 export TAG
 COMPOSE := docker-compose -f infrastructure/docker/docker-compose.yml -p axiom25
-STACK := api telemetry-collector prometheus alertmanager
+STACK := api ui-gateway telemetry-collector prometheus alertmanager
 
 .PHONY: help test lint lint-infra unit python-test chart-test chart-generate manifests e2e images up down bench bench-api bench-collector bench-gateway bench-images bench-linalg fuzz clean
 
@@ -81,6 +81,9 @@ up: images ## Start the whole system in the background on 127.0.0.1; returns onc
 	done; \
 	if [ $$unhealthy != 0 ]; then $(COMPOSE) ps; echo "the stack is not healthy; see: $(COMPOSE) logs"; exit 1; fi
 	@echo "AXIOM-25 Matrix is up:"
+	@echo "  web UI          http://127.0.0.1:8080/  (operations view: http://127.0.0.1:8080/ops)"
+	@echo "  REST API        http://127.0.0.1:8080/api/v1/matrix/{op}  (spec: http://127.0.0.1:8080/api/v1/openapi.json)"
+	@echo "  gateway admin   http://127.0.0.1:8082/readyz  /livez  /metrics"
 	@echo "  api gRPC        127.0.0.1:50051  (axiom25.matrix.v1.MatrixService, health, reflection)"
 	@echo "  api admin       http://127.0.0.1:8081/readyz  /livez  /metrics"
 	@echo "  collector OTLP  127.0.0.1:4317 (gRPC)  http://127.0.0.1:4318/v1/{traces,metrics,logs}"

@@ -1,6 +1,7 @@
 """Unit tests of the chart: assertions on what `helm template` renders."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -174,6 +175,20 @@ def test_the_api_config_schema_knows_exactly_the_api_settings_keys():
     assert _rust_fields("libs/observability/src/shutdown.rs", "ShutdownSettings") == {"drain_delay_ms", "grace_period_ms"}
 
 
+def test_the_gateway_config_schema_knows_exactly_the_gateway_settings_keys():
+    schema = json.loads((CHART / "charts/ui-gateway/values.schema.json").read_text())["properties"]["config"]["properties"]
+    settings = "services/ui-gateway/src/settings.rs"
+    # A new section or key in the gateway's Settings must be added to tools/helm/schema-overrides.yaml,
+    # or operators cannot set it through the chart; ports, shutdown and the key file are the chart's.
+    assert set(schema) | {"shutdown"} == _rust_fields(settings, "Settings")
+    assert set(schema["server"]["properties"]) | {"http_port", "admin_port"} == _rust_fields(settings, "ServerSettings")
+    assert set(schema["auth"]["properties"]) | {"api_keys_file"} == _rust_fields(settings, "AuthSettings")
+    assert set(schema["telemetry"]["properties"]) == _rust_fields("libs/observability/src/telemetry/mod.rs", "TelemetrySettings")
+    for section, struct in [("api", "ApiSettings"), ("limits", "LimitSettings"), ("rate_limit", "RateLimitSettings"),
+                            ("cors", "CorsSettings"), ("ops", "OpsSettings")]:
+        assert set(schema[section]["properties"]) == _rust_fields(settings, struct), section
+
+
 def test_the_collector_config_schema_knows_only_the_collector_settings_keys():
     schema = json.loads((CHART / "charts/telemetry-collector/values.schema.json").read_text())["properties"]["config"]["properties"]
     settings = "services/telemetry-collector/src/settings.rs"
@@ -298,8 +313,30 @@ def test_the_api_service_follows_the_active_colour(active):
 def test_switching_colour_changes_only_the_api_service_selector_and_the_notes():
     blue = render(BLUE_GREEN, sets=("api.blueGreen.activeColor=blue",))
     green = render(BLUE_GREEN, sets=("api.blueGreen.activeColor=green",))
-    differing = [a["kind"] + "/" + a["metadata"]["name"] for a, b in zip(blue, green) if a != b]
-    assert differing == ["Service/axiom25-api"]
+    differing = sorted(a["kind"] + "/" + a["metadata"]["name"] for a, b in zip(blue, green) if a != b)
+    assert differing == ["Service/axiom25-api", "Service/axiom25-api-headless"]
+
+
+@pytest.mark.parametrize("active", ["blue", "green"])
+def test_the_gateway_calls_the_pods_of_the_active_colour_through_a_headless_service(active):
+    objects = render(BLUE_GREEN, sets=(f"api.blueGreen.activeColor={active}",))
+    headless = one(objects, "Service", "axiom25-api-headless")["spec"]
+    main = one(objects, "Service", "axiom25-api")["spec"]
+    assert headless["clusterIP"] == "None"
+    assert headless["selector"] == main["selector"] and headless["selector"]["axiom25/color"] == active
+    assert headless["ports"] == [{"name": "grpc", "port": 50051, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"}]
+    assert config_of(objects, "axiom25-ui-gateway")["api"]["endpoint"] == "http://axiom25-api-headless:50051"
+
+
+def test_without_blue_green_the_headless_service_selects_every_api_pod_and_a_release_named_api_keeps_its_name():
+    objects = render(DEFAULTS)
+    assert one(objects, "Service", "axiom25-api-headless")["spec"]["selector"] == one(objects, "Service", "axiom25-api")["spec"]["selector"]
+    named = run_helm("template", "my-api", str(CHART), "--namespace", "axiom25", "-f", str(DEFAULTS))
+    assert named.returncode == 0, named.stderr
+    objects = list(yaml.safe_load_all(named.stdout))
+    objects = [o for o in objects if o]
+    assert one(objects, "Service", "my-api-headless")
+    assert config_of(objects, "my-api-ui-gateway")["api"]["endpoint"] == "http://my-api-headless:50051"
 
 
 def test_each_colour_gets_its_own_config_and_only_its_pods_roll():
@@ -446,6 +483,8 @@ FLOWS = DNS | {
     ("api", "ingress", "ui-gateway", "grpc/TCP"),
     ("api", "egress", "telemetry-collector", "otlp-grpc/TCP"),
     ("ui-gateway", "egress", "telemetry-collector", "otlp-grpc/TCP"),
+    ("ui-gateway", "egress", "telemetry-collector", "admin/TCP"),
+    ("telemetry-collector", "ingress", "ui-gateway", "admin/TCP"),
     ("telemetry-collector", "ingress", "api", "otlp-grpc/TCP"),
     ("telemetry-collector", "ingress", "api", "otlp-http/TCP"),
     ("telemetry-collector", "ingress", "ui-gateway", "otlp-grpc/TCP"),
@@ -545,17 +584,49 @@ def test_ingresses_have_a_class_hosts_and_tls():
     assert not find(render(DEFAULTS), "Ingress")
 
 
-def test_api_keys_come_from_the_charts_secret_or_an_existing_one():
+KEY_HASHES = ["sha256:" + hashlib.sha256(key).hexdigest() for key in (b"k-0123456789abcdef0123", b"k-fedcba9876543210fedc")]
+
+
+def _mounted_keys_file(objects):
+    pod = one(objects, "Deployment", "axiom25-ui-gateway")["spec"]["template"]["spec"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "api-keys")
+    volume = next(v for v in pod["volumes"] if v["name"] == "api-keys")
+    return f"{mount['mountPath']}/{volume['secret']['items'][0]['path']}", volume["secret"]
+
+
+def test_api_keys_come_as_hashes_from_the_charts_secret_or_an_existing_one_and_the_gateway_reads_that_file():
     inline = render(INGRESS_TLS)
     secret = one(inline, "Secret", "axiom25-ui-gateway-api-keys")
-    assert secret["stringData"]["api-keys"].split() == ["k-0123456789abcdef0123", "k-fedcba9876543210fedc"]
+    assert secret["stringData"]["api-keys"].split() == KEY_HASHES
     pod = one(inline, "Deployment", "axiom25-ui-gateway")["spec"]["template"]
     assert "checksum/api-keys" in pod["metadata"]["annotations"]
+    path, _ = _mounted_keys_file(inline)
+    assert config_of(inline, "axiom25-ui-gateway")["auth"] == {"api_keys_file": path}
     existing = render(EXISTING_SECRET)
     assert not find(existing, "Secret")
-    volume = next(v for v in one(existing, "Deployment", "axiom25-ui-gateway")["spec"]["template"]["spec"]["volumes"] if v["name"] == "api-keys")
-    assert volume["secret"] == {"secretName": "axiom25-gateway-keys", "items": [{"key": "keys", "path": "api-keys"}]}
-    assert not find(render(DEFAULTS), "Secret")
+    path, volume = _mounted_keys_file(existing)
+    assert volume == {"secretName": "axiom25-gateway-keys", "items": [{"key": "keys", "path": "api-keys"}]}
+    assert config_of(existing, "axiom25-ui-gateway")["auth"] == {"api_keys_file": path}
+    defaults = render(DEFAULTS)
+    assert not find(defaults, "Secret")
+    assert "auth" not in config_of(defaults, "axiom25-ui-gateway"), "no keys: the REST API is open"
+
+
+@pytest.mark.parametrize("key", ["k-0123456789abcdef0123", "sha256:" + "A" * 64, "sha256:" + "a" * 63])
+def test_anything_but_a_sha256_hash_is_refused_as_an_api_key(key):
+    result = run_helm("template", "axiom25", str(CHART), "--namespace", "axiom25", "--set", f"ui-gateway.apiKeys.hashes[0]={key}")
+    assert result.returncode != 0 and "hashes" in result.stderr, result.stderr
+
+
+def test_the_gateway_reads_ops_data_from_the_releases_collector_unless_there_is_none_or_a_value_says_otherwise():
+    assert config_of(render(DEFAULTS), "axiom25-ui-gateway")["ops"] == {"collector_endpoint": "http://axiom25-telemetry-collector:8888"}
+    collector = one(render(DEFAULTS), "Service", "axiom25-telemetry-collector")["spec"]["ports"]
+    assert {"name": "admin", "port": 8888, "targetPort": "admin", "protocol": "TCP", "appProtocol": "http"} in collector
+    assert config_of(render(COLLECTOR_DISABLED), "axiom25-ui-gateway")["ops"] == {"collector_endpoint": ""}
+    elsewhere = "ui-gateway.config.ops.collector_endpoint=http://collector.observability:8888"
+    assert config_of(render(COLLECTOR_DISABLED, sets=(elsewhere,)), "axiom25-ui-gateway")["ops"]["collector_endpoint"] == "http://collector.observability:8888"
+    off = render(DEFAULTS, sets=("ui-gateway.config.ops.collector_endpoint=",))
+    assert config_of(off, "axiom25-ui-gateway")["ops"] == {"collector_endpoint": ""}
 
 
 def test_monitoring_objects_appear_only_with_the_crds_and_carry_the_selector_labels():

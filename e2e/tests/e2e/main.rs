@@ -1,6 +1,7 @@
 //! The images as shipped: started hardened on test networks, called from the host.
 
 mod collector;
+mod gateway;
 
 use std::time::{Duration, Instant};
 

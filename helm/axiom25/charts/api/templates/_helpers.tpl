@@ -9,6 +9,11 @@
 {{- end -}}
 {{- end -}}
 
+{{/* Name of the headless Service of the active pods: the full name (at most 54 characters) plus `-headless`. */}}
+{{- define "api.headlessName" -}}
+{{- printf "%s-headless" (include "api.fullname" . | trunc 54 | trimSuffix "-") -}}
+{{- end -}}
+
 {{/* Name of one track's objects: the full name, plus `-blue`/`-green` for a colour. Takes (dict "root" $ "color" $color). */}}
 {{- define "api.trackName" -}}
 {{- $name := include "api.fullname" .root -}}

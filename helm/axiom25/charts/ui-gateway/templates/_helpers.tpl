@@ -48,14 +48,41 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- $global.otlpEndpoint | default (printf "http://%s-telemetry-collector:4317" .Release.Name) -}}
 {{- end -}}
 
+{{/* The api's headless Service as the api chart names it (`api.headlessName`, without a fullnameOverride). */}}
+{{- define "ui-gateway.apiEndpoint" -}}
+{{- $api := ternary .Release.Name (printf "%s-api" .Release.Name) (contains "api" .Release.Name) | trunc 57 | trimSuffix "-" -}}
+{{- printf "http://%s-headless:50051" ($api | trunc 54 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* The admin and query port of the release's collector (its main ClusterIP Service), or empty without one. */}}
+{{- define "ui-gateway.collectorEndpoint" -}}
+{{- if ((.Values.global).releaseComponents).telemetryCollector -}}
+{{- $collector := ternary .Release.Name (printf "%s-telemetry-collector" .Release.Name) (contains "telemetry-collector" .Release.Name) | trunc 63 | trimSuffix "-" -}}
+{{- printf "http://%s:8888" $collector -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Folder of the mounted API-key Secret. */}}
+{{- define "ui-gateway.apiKeysDir" -}}/var/run/secrets/axiom25/api-keys{{- end -}}
+
 {{/* The gateway's config file: what the chart owns, with `config` merged over it; ports always from `ports`. */}}
 {{- define "ui-gateway.config" -}}
 {{- $global := .Values.global | default dict -}}
 {{- $drainMs := ternary 0 (mul .Values.shutdown.drainDelaySeconds 1000) .Values.shutdown.nativeSleep -}}
 {{- $chart := dict
+  "api" (dict "endpoint" (include "ui-gateway.apiEndpoint" .))
+  "ops" (dict "collector_endpoint" (include "ui-gateway.collectorEndpoint" .))
   "shutdown" (dict "drain_delay_ms" $drainMs "grace_period_ms" (mul .Values.shutdown.gracePeriodSeconds 1000))
   "telemetry" (dict "environment" ($global.environment | default "production") "otlp_endpoint" (include "ui-gateway.otlpEndpoint" .) "log_format" "json") -}}
+{{- if include "ui-gateway.apiKeysSecret" . }}
+{{- $_ := set $chart "auth" (dict "api_keys_file" (printf "%s/api-keys" (include "ui-gateway.apiKeysDir" .))) -}}
+{{- end -}}
 {{- $config := mustMergeOverwrite $chart (deepCopy .Values.config) -}}
+{{- /* A merge never overwrites with an empty value: an explicit empty collector endpoint turns /ops' collector off. */ -}}
+{{- $ops := (.Values.config).ops | default dict -}}
+{{- if and (hasKey $ops "collector_endpoint") (not $ops.collector_endpoint) }}
+{{- $_ := set (get $config "ops") "collector_endpoint" "" -}}
+{{- end -}}
 {{- $_ := set $config "server" (mustMergeOverwrite (get $config "server" | default dict) (dict "http_port" .Values.ports.http "admin_port" .Values.ports.admin)) -}}
 {{- toYaml $config -}}
 {{- end -}}
@@ -67,7 +94,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{/* Name of the Secret holding the API keys, if any. */}}
 {{- define "ui-gateway.apiKeysSecret" -}}
 {{- if .Values.apiKeys.existingSecret }}{{ .Values.apiKeys.existingSecret }}
-{{- else if .Values.apiKeys.keys }}{{ printf "%s-api-keys" (include "ui-gateway.fullname" .) }}
+{{- else if .Values.apiKeys.hashes }}{{ printf "%s-api-keys" (include "ui-gateway.fullname" .) }}
 {{- end -}}
 {{- end -}}
 
