@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use axiom25_observability::admin::{self, Readiness, ReadinessState};
 use axiom25_observability::grpc::GrpcServerLayer;
 use axiom25_observability::metrics::{self, MetricsHandle};
+use axiom25_observability::shutdown::Drain;
 use axiom25_proto::matrix::v1::matrix_service_server::MatrixServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
@@ -131,21 +132,7 @@ impl Application {
                 .max_connection_age_grace(Duration::from_millis(grpc.max_connection_age_grace_ms));
         }
 
-        let drain_delay = Duration::from_millis(settings.shutdown.drain_delay_ms);
-        let grace = Duration::from_millis(settings.shutdown.grace_period_ms);
-        let (stop_accepting_tx, stop_accepting_rx) = tokio::sync::oneshot::channel::<()>();
-        let draining = readiness.clone();
-        let stop_accepting = async move {
-            let signal = stop.await;
-            // Not ready first, so balancers and health checks move traffic away before the
-            // listener closes.
-            draining.set_draining();
-            tracing::info!(signal, drain_delay_ms = drain_delay.as_millis() as u64, "Draining");
-            tokio::time::sleep(drain_delay).await;
-            let _ = stop_accepting_tx.send(());
-        };
-        tokio::spawn(stop_accepting);
-
+        let drain = Drain::new(&settings.shutdown, readiness.clone());
         let serving = server
             .layer(GrpcServerLayer)
             .layer(EdgeLayer::new(limits.max_message_bytes))
@@ -155,29 +142,14 @@ impl Application {
             .add_service(matrix)
             // Nagle's algorithm with delayed ACKs costs 40 ms per small answer; tonic sets
             // TCP_NODELAY only on listeners it creates, so set it on ours.
-            .serve_with_incoming_shutdown(TcpIncoming::from(grpc_listener).with_nodelay(Some(true)), async {
-                let _ = stop_accepting_rx.await;
-                tracing::info!(
-                    grace_period_ms = grace.as_millis() as u64,
-                    "Listener closed; finishing calls in flight"
-                );
-            });
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+                drain.on_signal(stop),
+            );
 
         readiness.set_ready();
         tracing::info!(grpc_port = grpc_addr.port(), admin_port = admin_addr.port(), "Listening");
-
-        tokio::pin!(serving);
-        let mut draining = readiness.subscribe();
-        let result = tokio::select! {
-            result = &mut serving => result.context("gRPC server failed"),
-            () = async {
-                let _ = draining.wait_for(|state| *state == ReadinessState::Draining).await;
-                tokio::time::sleep(drain_delay + grace).await;
-            } => {
-                tracing::warn!("Grace period over; abandoning calls still in flight");
-                Ok(())
-            }
-        };
+        let result = drain.serve(serving).await.context("gRPC server failed");
         let _ = admin_stop.send(());
         let _ = admin.await;
         tracing::info!("Stopped");

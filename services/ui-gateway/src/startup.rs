@@ -4,9 +4,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axiom25_observability::admin::{self, Readiness, ReadinessState};
+use axiom25_observability::admin::{self, Readiness};
 use axiom25_observability::http::HttpServerLayer;
 use axiom25_observability::metrics::{self, MetricsHandle};
+use axiom25_observability::shutdown::Drain;
 use axum::Router;
 use axum::extract::OriginalUri;
 use axum::response::IntoResponse as _;
@@ -104,44 +105,13 @@ impl Application {
         let ops = Ops::start(&settings.ops, backend.clone());
         let app = router(&settings, backend, keys, ops);
 
-        let drain_delay = Duration::from_millis(settings.shutdown.drain_delay_ms);
-        let grace = Duration::from_millis(settings.shutdown.grace_period_ms);
-        let (stop_accepting_tx, stop_accepting_rx) = tokio::sync::oneshot::channel::<()>();
-        let draining = readiness.clone();
-        tokio::spawn(async move {
-            let signal = stop.await;
-            // Not ready first, so load balancers move traffic away before the listener closes.
-            draining.set_draining();
-            tracing::info!(signal, drain_delay_ms = drain_delay.as_millis() as u64, "Draining");
-            tokio::time::sleep(drain_delay).await;
-            let _ = stop_accepting_tx.send(());
-        });
-
+        let drain = Drain::new(&settings.shutdown, readiness.clone());
         let serving = axum::serve(http_listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stop_accepting_rx.await;
-                tracing::info!(
-                    grace_period_ms = grace.as_millis() as u64,
-                    "Listener closed; finishing requests in flight"
-                );
-            })
+            .with_graceful_shutdown(drain.on_signal(stop))
             .into_future();
-
         readiness.set_ready();
         tracing::info!(http_port = http_addr.port(), admin_port = admin_addr.port(), "Listening");
-
-        tokio::pin!(serving);
-        let mut draining = readiness.subscribe();
-        let result = tokio::select! {
-            result = &mut serving => result.context("HTTP server failed"),
-            () = async {
-                let _ = draining.wait_for(|state| *state == ReadinessState::Draining).await;
-                tokio::time::sleep(drain_delay + grace).await;
-            } => {
-                tracing::warn!("Grace period over; abandoning requests still in flight");
-                Ok(())
-            }
-        };
+        let result = drain.serve(serving).await.context("HTTP server failed");
         let _ = admin_stop.send(());
         let _ = admin.await;
         tracing::info!("Stopped");

@@ -454,3 +454,40 @@ async fn http_metrics_use_route_templates_and_the_client_side_of_grpc_is_measure
     assert!(metrics.contains("rpc_client_duration_seconds_bucket"), "{metrics}");
     assert!(metrics.contains(r#"rpc_method="Determinant""#), "{metrics}");
 }
+
+#[tokio::test]
+async fn on_stop_the_gateway_turns_unready_first_then_closes_and_exits_cleanly() {
+    let (api, _api) = spawn_api().await;
+    let mut settings = gateway_settings(api);
+    settings.shutdown.drain_delay_ms = 400;
+    let app = axiom25_ui_gateway::Application::build(settings).await.unwrap();
+    let (http, admin) = (app.http_addr(), app.admin_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+        "test"
+    }));
+    // The probe blocks: run it off the test's single-threaded runtime, which serves the gateway.
+    let probe = |addr| async move {
+        tokio::task::spawn_blocking(move || {
+            axiom25_observability::admin::http_get(addr, "/readyz", Duration::from_secs(1))
+        })
+        .await
+        .expect("probe")
+        .map(|(status, _)| status)
+    };
+    for _ in 0..50 {
+        if probe(admin).await.ok() == Some(200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(probe(admin).await.ok(), Some(200));
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(probe(admin).await.ok(), Some(503), "not ready as soon as the stop signal arrives");
+    assert!(std::net::TcpStream::connect(http).is_ok(), "the listener stays open during the drain delay");
+    let result = tokio::time::timeout(Duration::from_secs(5), running).await.expect("it stops").expect("task");
+    assert!(result.is_ok(), "{result:?}");
+    assert!(std::net::TcpStream::connect(http).is_err(), "the listener is closed");
+}
