@@ -53,11 +53,25 @@ def page_weight():
         stop_service(api)
 
 
+def verdict(bench):
+    single = next(result for result in bench["results"] if result["concurrency"] == 1)
+    added = single["rest"]["p50_ms"] - single["grpc"]["p50_ms"]
+    ratio = max(r["rest"]["throughput_per_s"] for r in bench["results"]) / max(
+        r["grpc"]["throughput_per_s"] for r in bench["results"])
+    met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+    return (
+        f"Against the targets: added p50 at one client {added:.3f} ms (≤ 0.3 ms: {met(added <= 0.3)}); "
+        f"throughput {ratio:.2f}× direct (≥ 0.7×: {met(ratio >= 0.7)}). On this machine the REST path "
+        "runs three processes on two cores (client, gateway, api) where the direct path runs two, so "
+        "the throughput ratio is bounded by the gateway's CPU per call against the api's."
+    )
+
+
 def main():
     run(["cargo", "build", "--release", "--locked", "-p", "axiom25-api", "-p", "axiom25-ui-gateway"])
     env = {**os.environ, "AXIOM25_API_BIN": str(TARGET / "release/axiom25-api")}
     run(["cargo", "bench", "--locked", "-p", "axiom25-ui-gateway", "--bench", "gateway"], env=env)
-    bench = json.loads((TARGET / "bench/gateway.json").read_text())
+    bench = json.loads((ROOT / "target/bench/gateway.json").read_text())  # benches/gateway.rs writes there
     page = page_weight()
 
     cpu = platform.processor() or platform.machine()
@@ -97,6 +111,8 @@ def main():
         "",
         f"Maximum throughput over the levels: gRPC {peak_grpc:,.0f} calls/s, REST {peak_rest:,.0f} calls/s "
         f"({peak_rest / peak_grpc:.2f}×). Gateway RSS after the run: {rss:.1f} MiB.",
+        "",
+        verdict(bench),
         "",
         "## Page weight and render time of `/`",
         "",
