@@ -391,7 +391,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_name_with_several_addresses_keeps_them_all() {
+    async fn a_host_name_resolves_to_its_addresses() {
         let backend = backend("http://localhost:1");
         backend.resolve().await;
         assert!(!backend.addresses().is_empty());

@@ -7,7 +7,6 @@ use std::fmt;
 use axiom25_proto::matrix::v1 as pb;
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{StatusCode, header};
 use http_body_util::{BodyExt as _, Limited};
@@ -443,149 +442,108 @@ fn problem_from(error: BackendError) -> Problem {
     }
 }
 
-fn matrix_answer(field: &str, matrix: Option<pb::Matrix>) -> Response {
-    match rows_of(field, matrix) {
-        Ok(result) => Json(MatrixResult { result }).into_response(),
-        Err(problem) => problem.into_response(),
+impl RestState {
+    /// Calls the api; its failures become the contract's problems.
+    async fn call<Req, Resp, F, Fut>(&self, request: Req, call: F) -> Result<Resp, Problem>
+    where
+        Req: Clone,
+        F: Fn(crate::backend::MatrixClient, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        self.backend.call(request, call).await.map_err(problem_from)
     }
+
+    /// Reads `{"a": M, "b": M}` with both matrices within the shape limits.
+    async fn two_matrices(&self, request: Request) -> Result<(pb::Matrix, pb::Matrix), Problem> {
+        let TwoMatrices { a, b } = json_body(&self.limits, request).await?;
+        check_shape(&self.limits, "a", &a)?;
+        check_shape(&self.limits, "b", &b)?;
+        Ok((a.0, b.0))
+    }
+
+    /// Reads `{"a": M}` with the matrix within the shape limits.
+    async fn one_matrix(&self, request: Request) -> Result<pb::Matrix, Problem> {
+        let OneMatrix { a } = json_body(&self.limits, request).await?;
+        check_shape(&self.limits, "a", &a)?;
+        Ok(a.0)
+    }
+}
+
+fn matrix_result(matrix: Option<pb::Matrix>) -> Result<Json<MatrixResult>, Problem> {
+    Ok(Json(MatrixResult { result: rows_of("result", matrix)? }))
 }
 
 /// Multiplies a·b (requires a.cols == b.rows).
 #[utoipa::path(post, path = "/api/v1/matrix/multiply", tag = "matrix", request_body = TwoMatrices,
     responses((status = 200, description = "a·b", body = MatrixResult, headers(("x-trace-id" = String, description = "Trace of this request"))), ErrorResponses))]
-async fn multiply(State(state): State<RestState>, request: Request) -> Response {
-    let call = async {
-        let TwoMatrices { a, b } = json_body(&state.limits, request).await?;
-        check_shape(&state.limits, "a", &a)?;
-        check_shape(&state.limits, "b", &b)?;
-        let request = pb::MultiplyRequest { a: Some(a.0), b: Some(b.0) };
-        let answer =
-            state.backend.call(request, |mut client, request| async move { client.multiply(request).await }).await;
-        answer.map_err(problem_from)
-    };
-    match call.await {
-        Ok(answer) => matrix_answer("result", answer.result),
-        Err(problem) => problem.into_response(),
-    }
+async fn multiply(State(state): State<RestState>, request: Request) -> Result<Json<MatrixResult>, Problem> {
+    let (a, b) = state.two_matrices(request).await?;
+    let request = pb::MultiplyRequest { a: Some(a), b: Some(b) };
+    let answer = state.call(request, |mut client, request| async move { client.multiply(request).await }).await?;
+    matrix_result(answer.result)
 }
 
 /// Solves a·X = b: exactly for a square a, in the least-squares sense for a tall a.
 #[utoipa::path(post, path = "/api/v1/matrix/solve", tag = "matrix", request_body = TwoMatrices,
     responses((status = 200, description = "X", body = MatrixResult, headers(("x-trace-id" = String, description = "Trace of this request"))), ErrorResponses))]
-async fn solve(State(state): State<RestState>, request: Request) -> Response {
-    let call = async {
-        let TwoMatrices { a, b } = json_body(&state.limits, request).await?;
-        check_shape(&state.limits, "a", &a)?;
-        check_shape(&state.limits, "b", &b)?;
-        let request = pb::SolveRequest { a: Some(a.0), b: Some(b.0) };
-        state
-            .backend
-            .call(request, |mut client, request| async move { client.solve(request).await })
-            .await
-            .map_err(problem_from)
-    };
-    match call.await {
-        Ok(answer) => matrix_answer("result", answer.result),
-        Err(problem) => problem.into_response(),
-    }
+async fn solve(State(state): State<RestState>, request: Request) -> Result<Json<MatrixResult>, Problem> {
+    let (a, b) = state.two_matrices(request).await?;
+    let request = pb::SolveRequest { a: Some(a), b: Some(b) };
+    let answer = state.call(request, |mut client, request| async move { client.solve(request).await }).await?;
+    matrix_result(answer.result)
 }
 
 /// Inverts a square, non-singular a.
 #[utoipa::path(post, path = "/api/v1/matrix/invert", tag = "matrix", request_body = OneMatrix,
     responses((status = 200, description = "a⁻¹", body = MatrixResult, headers(("x-trace-id" = String, description = "Trace of this request"))), ErrorResponses))]
-async fn invert(State(state): State<RestState>, request: Request) -> Response {
-    let call = async {
-        let OneMatrix { a } = json_body(&state.limits, request).await?;
-        check_shape(&state.limits, "a", &a)?;
-        let request = pb::InvertRequest { a: Some(a.0) };
-        state
-            .backend
-            .call(request, |mut client, request| async move { client.invert(request).await })
-            .await
-            .map_err(problem_from)
-    };
-    match call.await {
-        Ok(answer) => matrix_answer("result", answer.result),
-        Err(problem) => problem.into_response(),
-    }
+async fn invert(State(state): State<RestState>, request: Request) -> Result<Json<MatrixResult>, Problem> {
+    let request = pb::InvertRequest { a: Some(state.one_matrix(request).await?) };
+    let answer = state.call(request, |mut client, request| async move { client.invert(request).await }).await?;
+    matrix_result(answer.result)
 }
 
 /// The determinant of a square a.
 #[utoipa::path(post, path = "/api/v1/matrix/determinant", tag = "matrix", request_body = OneMatrix,
     responses((status = 200, description = "det(a)", body = ValueResult, headers(("x-trace-id" = String, description = "Trace of this request"))), ErrorResponses))]
-async fn determinant(State(state): State<RestState>, request: Request) -> Response {
-    let call = async {
-        let OneMatrix { a } = json_body(&state.limits, request).await?;
-        check_shape(&state.limits, "a", &a)?;
-        let request = pb::DeterminantRequest { a: Some(a.0) };
-        let answer = state
-            .backend
-            .call(request, |mut client, request| async move { client.determinant(request).await })
-            .await
-            .map_err(problem_from)?;
-        if answer.value.is_finite() { Ok(ValueResult { value: answer.value }) } else { Err(overflow("value")) }
-    };
-    match call.await {
-        Ok(answer) => Json(answer).into_response(),
-        Err(problem) => problem.into_response(),
-    }
+async fn determinant(State(state): State<RestState>, request: Request) -> Result<Json<ValueResult>, Problem> {
+    let request = pb::DeterminantRequest { a: Some(state.one_matrix(request).await?) };
+    let answer = state.call(request, |mut client, request| async move { client.determinant(request).await }).await?;
+    if answer.value.is_finite() { Ok(Json(ValueResult { value: answer.value })) } else { Err(overflow("value")) }
 }
 
 /// Decomposes a: LU, QR, Cholesky, thin SVD, or the symmetric eigendecomposition.
 #[utoipa::path(post, path = "/api/v1/matrix/decompose", tag = "matrix", request_body = DecomposeBody,
     responses((status = 200, description = "The factors", body = Factors, headers(("x-trace-id" = String, description = "Trace of this request"))), ErrorResponses))]
-async fn decompose(State(state): State<RestState>, request: Request) -> Response {
-    let call = async {
-        let DecomposeBody { a, kind } = json_body(&state.limits, request).await?;
-        check_shape(&state.limits, "a", &a)?;
-        let request = pb::DecomposeRequest { a: Some(a.0), kind: pb::Decomposition::from(kind).into() };
-        let answer = state
-            .backend
-            .call(request, |mut client, request| async move { client.decompose(request).await })
-            .await
-            .map_err(problem_from)?;
-        let mut factors = BTreeMap::new();
-        for (name, matrix) in answer.factors {
-            let rows = rows_of(&name, Some(matrix))?;
-            factors.insert(name, rows);
-        }
-        Ok::<_, Problem>(Factors { factors })
-    };
-    match call.await {
-        Ok(answer) => Json(answer).into_response(),
-        Err(problem) => problem.into_response(),
+async fn decompose(State(state): State<RestState>, request: Request) -> Result<Json<Factors>, Problem> {
+    let DecomposeBody { a, kind } = json_body(&state.limits, request).await?;
+    check_shape(&state.limits, "a", &a)?;
+    let request = pb::DecomposeRequest { a: Some(a.0), kind: pb::Decomposition::from(kind).into() };
+    let answer = state.call(request, |mut client, request| async move { client.decompose(request).await }).await?;
+    let mut factors = BTreeMap::new();
+    for (name, matrix) in answer.factors {
+        let rows = rows_of(&name, Some(matrix))?;
+        factors.insert(name, rows);
     }
+    Ok(Json(Factors { factors }))
 }
 
 /// Rank, norms, condition number, symmetry, trace and determinant of a.
 #[utoipa::path(post, path = "/api/v1/matrix/analyze", tag = "matrix", request_body = OneMatrix,
     responses((status = 200, description = "The analysis", body = Analysis, headers(("x-trace-id" = String, description = "Trace of this request"))), ErrorResponses))]
-async fn analyze(State(state): State<RestState>, request: Request) -> Response {
-    let call = async {
-        let OneMatrix { a } = json_body(&state.limits, request).await?;
-        check_shape(&state.limits, "a", &a)?;
-        let request = pb::AnalyzeRequest { a: Some(a.0) };
-        state
-            .backend
-            .call(request, |mut client, request| async move { client.analyze(request).await })
-            .await
-            .map_err(problem_from)
-    };
+async fn analyze(State(state): State<RestState>, request: Request) -> Result<Json<Analysis>, Problem> {
+    let request = pb::AnalyzeRequest { a: Some(state.one_matrix(request).await?) };
+    let answer = state.call(request, |mut client, request| async move { client.analyze(request).await }).await?;
     let finite = |value: f64| value.is_finite().then_some(value);
-    match call.await {
-        Ok(answer) => Json(Analysis {
-            rows: answer.rows,
-            cols: answer.cols,
-            rank: answer.rank,
-            frobenius_norm: finite(answer.frobenius_norm),
-            condition_number: finite(answer.condition_number),
-            symmetric: answer.symmetric,
-            trace: answer.trace.and_then(finite),
-            determinant: answer.determinant.and_then(finite),
-        })
-        .into_response(),
-        Err(problem) => problem.into_response(),
-    }
+    Ok(Json(Analysis {
+        rows: answer.rows,
+        cols: answer.cols,
+        rank: answer.rank,
+        frobenius_norm: finite(answer.frobenius_norm),
+        condition_number: finite(answer.condition_number),
+        symmetric: answer.symmetric,
+        trace: answer.trace.and_then(finite),
+        determinant: answer.determinant.and_then(finite),
+    }))
 }
 
 /// The document's fixed parts; the paths come from the router.
