@@ -13,12 +13,12 @@ export TAG
 COMPOSE := docker-compose -f infrastructure/docker/docker-compose.yml -p axiom25
 STACK := api ui-gateway telemetry-collector prometheus alertmanager
 
-.PHONY: help test lint lint-infra unit python-test chart-test chart-generate manifests e2e images up down bench bench-api bench-collector bench-gateway bench-images bench-linalg fuzz clean
+.PHONY: help host-up host-test test lint lint-infra unit python-test chart-test chart-generate manifests e2e images up down bench bench-api bench-collector bench-gateway bench-images bench-linalg fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-test: lint unit python-test chart-test lint-infra e2e ## Every test: lint, unit + integration, numpy cross-check, chart, images, e2e
+test: host-test lint unit python-test chart-test lint-infra e2e ## Every test: lint, unit + integration, numpy cross-check, chart, images, e2e
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -68,7 +68,7 @@ lint-infra: $(TOOLS_VENV)/.installed images ## checkov on the Dockerfiles, compo
 e2e: images ## The container suite against the real images (testcontainers)
 	$(CARGO) test --locked -p axiom25-e2e --test e2e
 
-up: images ## Start the whole system in the background on 127.0.0.1; returns once everything is healthy
+up: host-up images ## Start the whole system in the background on 127.0.0.1; returns once everything is healthy
 	$(COMPOSE) up -d --remove-orphans
 	@for i in $$(seq 1 120); do \
 		unhealthy=0; \
@@ -119,6 +119,12 @@ bench-images: ## Image size, build and start times; writes docs/benchmarks/image
 
 bench-linalg: ## Only the criterion benches of every operation
 	$(CARGO) bench --locked -p axiom25-api --bench linalg
+
+host-up: ## Install (as root) or name in one line the host packages `make up` needs
+	tools/host/packages.sh up
+
+host-test: ## Install (as root) or name in one line the host packages and Rust components `make test` needs
+	tools/host/packages.sh test
 
 clean: ## Remove build output and the Python environment
 	$(CARGO) clean
