@@ -4,7 +4,9 @@
 pub mod compute;
 pub mod convert;
 pub mod edge;
+pub mod faults;
 pub mod linalg;
+pub mod release;
 pub mod service;
 pub mod settings;
 pub mod startup;

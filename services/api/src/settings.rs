@@ -9,6 +9,9 @@ use axiom25_observability::shutdown::ShutdownSettings;
 use axiom25_observability::telemetry::TelemetrySettings;
 use serde::Deserialize;
 
+use crate::faults::FaultSettings;
+use crate::release::ReleaseSettings;
+
 /// Everything the api can be configured with.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +28,10 @@ pub struct Settings {
     pub shutdown: ShutdownSettings,
     /// Logs and traces.
     pub telemetry: TelemetrySettings,
+    /// Blue/green colour and deployed version (CONTRACTS §8).
+    pub release: ReleaseSettings,
+    /// Fault injection for drills (CONTRACTS §9).
+    pub faults: FaultSettings,
 }
 
 /// Listeners.
@@ -168,6 +175,8 @@ impl Validate for Settings {
         }
         problems.extend(self.shutdown.validate("shutdown"));
         problems.extend(self.telemetry.validate("telemetry"));
+        problems.extend(self.release.validate("release"));
+        problems.extend(self.faults.validate("faults"));
         problems
     }
 }
@@ -216,6 +225,8 @@ mod tests {
             ("AXIOM25__TELEMETRY__SAMPLING_RATIO", "2"),
             ("AXIOM25__TELEMETRY__OTLP_ENDPOINT", "collector:4317"),
             ("AXIOM25__LIMITS__MAX_COLZ", "3"),
+            ("AXIOM25__RELEASE__COLOR", "red"),
+            ("AXIOM25__FAULTS__ERROR_RATIO", "2"),
         ]))
         .expect_err("invalid");
         let text = error.to_string();
@@ -225,6 +236,8 @@ mod tests {
             "telemetry.sampling_ratio",
             "telemetry.otlp_endpoint",
             "limits.max_colz",
+            "release.color",
+            "faults.error_ratio",
         ] {
             assert!(text.contains(key), "{key} not named in: {text}");
         }

@@ -19,6 +19,8 @@ use crate::SERVICE;
 use crate::compute::ComputeGate;
 use crate::convert::Limits;
 use crate::edge::EdgeLayer;
+use crate::faults::FaultLayer;
+use crate::release::{ReleaseLayer, record_release_info};
 use crate::service::MatrixApi;
 use crate::settings::Settings;
 
@@ -132,10 +134,16 @@ impl Application {
                 .max_connection_age_grace(Duration::from_millis(grpc.max_connection_age_grace_ms));
         }
 
+        let release = settings.release.identity(SERVICE.version);
+        record_release_info(&release);
+        settings.faults.announce();
+
         let drain = Drain::new(&settings.shutdown, readiness.clone());
         let serving = server
             .layer(GrpcServerLayer)
+            .layer(ReleaseLayer::new(&release))
             .layer(EdgeLayer::new(limits.max_message_bytes))
+            .layer(FaultLayer::new(settings.faults.clone()))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -148,7 +156,7 @@ impl Application {
             );
 
         readiness.set_ready();
-        tracing::info!(grpc_port = grpc_addr.port(), admin_port = admin_addr.port(), "Listening");
+        tracing::info!(grpc_port = grpc_addr.port(), admin_port = admin_addr.port(), %release, "Listening");
         let result = drain.serve(serving).await.context("gRPC server failed");
         let _ = admin_stop.send(());
         let _ = admin.await;

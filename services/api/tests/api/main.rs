@@ -4,6 +4,7 @@ mod connections;
 mod helpers;
 mod observability;
 mod probes;
+mod release;
 mod rpc;
 mod shutdown;
 mod statuses;
