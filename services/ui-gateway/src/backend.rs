@@ -315,13 +315,19 @@ impl Backend {
             let outcome = tokio::time::timeout(remaining, call(client, grpc_request)).await;
             address.in_flight.fetch_sub(1, Ordering::Relaxed);
             let status = match outcome {
-                Ok(Ok(response)) => return Ok(response.into_inner()),
+                Ok(Ok(response)) => {
+                    crate::release_header::record(response.metadata());
+                    return Ok(response.into_inner());
+                }
                 Err(_elapsed) => return Err(BackendError::Deadline(deadline_after)),
                 // tonic reports its own client-side timeout as CANCELLED.
                 Ok(Err(status)) if matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled) => {
                     return Err(BackendError::Deadline(deadline_after));
                 }
-                Ok(Err(status)) => status,
+                Ok(Err(status)) => {
+                    crate::release_header::record(status.metadata());
+                    status
+                }
             };
             if status.code() != Code::Unavailable {
                 return Err(BackendError::Status(status));

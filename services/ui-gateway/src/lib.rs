@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod ops;
 pub mod problem;
+pub mod release_header;
 pub mod rest;
 pub mod security;
 pub mod settings;

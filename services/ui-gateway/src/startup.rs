@@ -125,7 +125,9 @@ fn router(settings: &Settings, backend: Backend, keys: Option<ApiKeys>, ops: Ops
     let keys_required = keys.is_some();
     let (matrix, openapi) = rest::router(RestState::new(backend, &settings.limits)).split_for_parts();
     let guard = security::Guard::new(keys, RateLimit::new(&settings.rate_limit));
-    let matrix = matrix.layer(axum::middleware::from_fn_with_state(guard, security::guard));
+    let matrix = matrix
+        .layer(axum::middleware::from_fn_with_state(guard, security::guard))
+        .layer(axum::middleware::from_fn(crate::release_header::copy_release_header));
     let app = Router::new()
         .merge(matrix)
         .merge(rest::openapi_router(openapi))
