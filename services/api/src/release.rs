@@ -48,7 +48,10 @@ impl ReleaseSettings {
 /// Records `axiom25_release_info{color, version} 1` for `identity` (`<color>/<version>`).
 pub fn record_release_info(identity: &str) {
     let (color, version) = identity.split_once('/').unwrap_or((identity, ""));
-    metrics::describe_gauge!("axiom25_release_info", "Blue/green colour and deployed version of this process; always 1.");
+    metrics::describe_gauge!(
+        "axiom25_release_info",
+        "Blue/green colour and deployed version of this process; always 1."
+    );
     metrics::gauge!("axiom25_release_info", "color" => color.to_owned(), "version" => version.to_owned()).set(1.0);
 }
 

@@ -15,12 +15,11 @@ async fn every_answer_names_the_colour_and_version_that_served_it() {
     })
     .await;
     let mut client = app.client.clone();
-    let ok = client
-        .determinant(DeterminantRequest { a: matrix(2, 2, &[1.0, 2.0, 3.0, 4.0]) })
-        .await
-        .expect("determinant");
+    let ok =
+        client.determinant(DeterminantRequest { a: matrix(2, 2, &[1.0, 2.0, 3.0, 4.0]) }).await.expect("determinant");
     assert_eq!(ok.metadata().get("x-axiom25-release").expect("metadata on success"), "green/7.7.7-rc1");
-    let refused = client.determinant(DeterminantRequest { a: matrix(1, 2, &[1.0, 2.0]) }).await.expect_err("not square");
+    let refused =
+        client.determinant(DeterminantRequest { a: matrix(1, 2, &[1.0, 2.0]) }).await.expect_err("not square");
     assert_eq!(refused.metadata().get("x-axiom25-release").expect("metadata on errors too"), "green/7.7.7-rc1");
 
     let (_, metrics) = http_get(app.admin_addr, "/metrics").await;
@@ -30,7 +29,8 @@ async fn every_answer_names_the_colour_and_version_that_served_it() {
 
 #[tokio::test]
 async fn a_fault_injected_release_answers_internal_warns_and_says_so_in_its_metrics() {
-    let api = ApiProcess::start(&[("AXIOM25__FAULTS__ERROR_RATIO", "0.5"), ("AXIOM25__FAULTS__LATENCY_MS", "20")]).await;
+    let api =
+        ApiProcess::start(&[("AXIOM25__FAULTS__ERROR_RATIO", "0.5"), ("AXIOM25__FAULTS__LATENCY_MS", "20")]).await;
     let channel = connect(api.grpc_addr).await;
     let mut client = MatrixServiceClient::new(channel.clone());
     let mut internal = 0;

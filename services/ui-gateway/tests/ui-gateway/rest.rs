@@ -495,12 +495,24 @@ async fn on_stop_the_gateway_turns_unready_first_then_closes_and_exits_cleanly()
 #[tokio::test]
 async fn every_api_answer_names_the_release_that_served_it() {
     let (gateway, _api) = spawn_pair().await;
-    let ok = gateway.send(Method::POST, "/api/v1/matrix/determinant", &[("content-type", "application/json")],
-        r#"{"a": [[1, 2], [3, 4]]}"#).await;
+    let ok = gateway
+        .send(
+            Method::POST,
+            "/api/v1/matrix/determinant",
+            &[("content-type", "application/json")],
+            r#"{"a": [[1, 2], [3, 4]]}"#,
+        )
+        .await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.header("x-axiom25-release"), Some(concat!("none/", env!("CARGO_PKG_VERSION"))));
-    let singular = gateway.send(Method::POST, "/api/v1/matrix/invert", &[("content-type", "application/json")],
-        r#"{"a": [[1, 2], [2, 4]]}"#).await;
+    let singular = gateway
+        .send(
+            Method::POST,
+            "/api/v1/matrix/invert",
+            &[("content-type", "application/json")],
+            r#"{"a": [[1, 2], [2, 4]]}"#,
+        )
+        .await;
     assert_eq!(singular.status, 422);
     assert!(singular.header("x-axiom25-release").is_some(), "errors from the api name the release too");
     let not_json = gateway.send(Method::POST, "/api/v1/matrix/invert", &[("content-type", "text/plain")], "x").await;
