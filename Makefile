@@ -10,15 +10,20 @@ TOOLS_VENV ?= .venv-tools
 TOOLS_BIN ?= .tools/bin
 TAG ?= dev
 export TAG
-COMPOSE := docker-compose -f infrastructure/docker/docker-compose.yml -p axiom25
-STACK := api ui-gateway telemetry-collector prometheus alertmanager
+COMPOSE_PROJECT ?= axiom25
+COMPOSE := docker-compose -f infrastructure/docker/docker-compose.yml -p $(COMPOSE_PROJECT)
+# Image tag of each api colour when the stack starts; releases change them (CONTRACTS §8).
+AXIOM25_BLUE_TAG ?= $(TAG)
+AXIOM25_GREEN_TAG ?= $(TAG)
+export AXIOM25_BLUE_TAG AXIOM25_GREEN_TAG
+STACK := api api-blue api-green ui-gateway telemetry-collector prometheus alertmanager
 
-.PHONY: help host-up host-test test lint lint-infra unit python-test chart-test chart-generate manifests e2e images up down bench bench-api bench-collector bench-gateway bench-images bench-linalg fuzz clean
+.PHONY: help host-up host-test test lint lint-infra unit python-test chart-test chart-generate manifests e2e images up down bench bench-api bench-collector bench-gateway bench-images bench-linalg fuzz clean release rollback release-status release-test
 
 help: ## List the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-test: host-test lint unit python-test chart-test lint-infra e2e ## Every test: lint, unit + integration, numpy cross-check, chart, images, e2e
+test: host-test lint unit python-test chart-test release-test lint-infra e2e ## Every test: lint, unit + integration, numpy cross-check, chart, images, e2e
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -119,6 +124,25 @@ bench-images: ## Image size, build and start times; writes docs/benchmarks/image
 
 bench-linalg: ## Only the criterion benches of every operation
 	$(CARGO) bench --locked -p axiom25-api --bench linalg
+
+RELEASE := $(CARGO) run --quiet --locked -p axiom25-release -- --project $(COMPOSE_PROJECT)
+# Extra flags of the release tool, e.g. RELEASE_FLAGS="--analysis-window 20 --rollback-window 0".
+RELEASE_FLAGS ?=
+API_ENV ?=
+
+release: ## Blue/green release of axiom25/api:$(VERSION) on the local stack [API_ENV="K=V ..."]; exit 0 promoted, 3 rolled back, 1 failed before the switch
+	@[ -n "$(VERSION)" ] || { echo "usage: make release VERSION=<tag> [API_ENV=\"AXIOM25__K=V ...\"]"; exit 2; }
+	$(RELEASE) release "$(VERSION)" --set "$(API_ENV)" $(RELEASE_FLAGS)
+
+rollback: ## Send the local stack's api traffic back to the other colour at once
+	$(RELEASE) rollback
+
+release-status: ## Active colour, each colour's version and health (local stack)
+	$(RELEASE) status
+
+release-test: $(TOOLS_BIN)/helm images ## The release tool: unit tests, Kubernetes back-end against the rendered chart, container stack under load (figures in target/releases-figures.md)
+	HELM=$(CURDIR)/$(TOOLS_BIN)/helm AXIOM25_REQUIRE_HELM=1 AXIOM25_RELEASE_STACK_TAG=$(TAG) \
+		AXIOM25_RELEASE_REPORT=$(CURDIR)/target/releases-figures.md $(CARGO) test --locked -p axiom25-release -- --nocapture
 
 host-up: ## Install (as root) or name in one line the host packages `make up` needs
 	tools/host/packages.sh up

@@ -56,3 +56,4 @@ for target in prometheus alertmanager; do
     build "axiom25/$target:$TAG" infrastructure/docker/monitoring/Dockerfile --target "$target" \
         --build-arg "DEBIAN_IMAGE=$debian"
 done
+build "axiom25/api-proxy:$TAG" infrastructure/docker/api-proxy/Dockerfile --build-arg "DEBIAN_IMAGE=$debian"
