@@ -157,7 +157,7 @@ impl Prober for GrpcProber {
         let answer = client.analyze(AnalyzeRequest { a }).await.map_err(failed("Analyze"))?;
         released_by("Analyze", &answer, expected)?;
         let analysis = answer.into_inner();
-        check("Analyze", analysis.rank == 2 && analysis.trace == Some(7.0) && !analysis.symmetric, &analysis)?;
+        check("Analyze", analysis.rank == 2 && analysis.trace == Some(7.0) && !analysis.symmetric, analysis)?;
         Ok(())
     }
 
