@@ -51,7 +51,7 @@ pub const SERIES_METRIC: &str = "axiom25_collector_metric_store_series";
 const MAX_MESSAGES: usize = 4;
 
 /// Metric store settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricStoreSettings {
     /// Series kept at most; points of further series are refused.
