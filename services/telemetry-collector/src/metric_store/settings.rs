@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 /// Metric store settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricStoreSettings {
     /// Series kept at most; points of further series are refused.
