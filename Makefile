@@ -18,12 +18,18 @@ AXIOM25_GREEN_TAG ?= $(TAG)
 export AXIOM25_BLUE_TAG AXIOM25_GREEN_TAG
 STACK := api api-blue api-green ui-gateway telemetry-collector prometheus alertmanager
 
-.PHONY: help host-up host-test test lint lint-infra unit python-test chart-test chart-generate manifests e2e images up down bench bench-api bench-collector bench-gateway bench-images bench-linalg fuzz clean release rollback release-status release-test
+.PHONY: help host-up host-test test lint deny lint-infra unit python-test chart-test chart-generate manifests e2e images up down bench bench-api bench-collector bench-gateway bench-images bench-linalg fuzz clean release rollback release-status release-test
 
 help: ## List the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-test: host-test lint unit python-test chart-test release-test lint-infra e2e ## Every test: lint, unit + integration, numpy cross-check, chart, images, e2e
+test: host-test lint deny unit python-test chart-test release-test lint-infra e2e ## Every test: lint, dependency policy, unit + integration, numpy cross-check, chart, images, e2e
+
+# Advisories are left out: their database is fetched from a git host these machines cannot reach
+# (see deny.toml). cargo-deny is installed once per machine.
+deny: ## Dependency policy (deny.toml): licenses, bans incl. duplicate versions, sources
+	$(CARGO) deny --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-deny
+	$(CARGO) deny --locked check licenses bans sources
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

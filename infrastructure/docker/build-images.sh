@@ -36,7 +36,29 @@ local)
 esac
 log "bases: $BASES ($builder, $runtime, $debian)"
 
-git_sha=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# The revision baked into the binaries (axiom25_build_info{git_sha}) and the image label is the
+# last commit that changed a build input, not HEAD: a commit that touches only tests, the chart or
+# the docs builds byte-identical binaries, and a new HEAD would change the GIT_SHA build argument
+# and so re-run the release build for nothing. The inputs are the build context's allowlist in
+# .dockerignore (its `!` lines, less its `**/...` exclusions); "-dirty" marks uncommitted changes to
+# them, so a binary built from a work tree never claims to be a commit it is not.
+build_inputs() {
+    local line
+    while IFS= read -r line; do
+        case $line in
+        '' | '#'* | '*') ;;
+        '!'*) printf '%s\n' "${line#!}" ;;
+        *) printf ':(exclude,glob)%s\n' "$line" ;;
+        esac
+    done <.dockerignore
+}
+mapfile -t inputs < <(build_inputs)
+git_sha=$(git log -1 --format=%H -- "${inputs[@]}" 2>/dev/null | cut -c1-12)
+git_sha=${git_sha:-unknown}
+if [[ $git_sha != unknown && -n $(git status --porcelain -- "${inputs[@]}" 2>/dev/null) ]]; then
+    git_sha+=-dirty
+fi
+log "revision of the build inputs: $git_sha"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 build() { # build IMAGE DOCKERFILE [extra docker build args]
     local image=$1 dockerfile=$2 started=$SECONDS

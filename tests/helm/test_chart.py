@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 
+import jsonschema
 import pytest
 import yaml
 
-from conftest import CHART, ROOT, find, one, render, run_helm
+from conftest import CHART, ROOT, SUBCHARTS, find, one, render, run_helm
 
 DEFAULTS = CHART / "ci" / "default.yaml"
 BLUE_GREEN = CHART / "ci" / "blue-green.yaml"
@@ -156,58 +158,58 @@ def test_the_chart_writes_ports_telemetry_and_shutdown_into_each_config():
     assert "otlp_endpoint" not in collector["telemetry"], "the collector must not export its own spans to itself"
 
 
-def _rust_fields(path, struct):
-    """`pub name:` fields of one Rust struct."""
-    text = (ROOT / path).read_text()
-    body = text[text.index(f"pub struct {struct} {{") + len(f"pub struct {struct} {{"):]
-    body = body[: body.index("\n}")]
-    return {line.split("pub ", 1)[1].split(":", 1)[0] for line in body.splitlines() if line.strip().startswith("pub ")}
+def _settings_schema(service):
+    """The service's settings as JSON Schema, generated from its Rust Settings types (docs/config)."""
+    return json.loads((ROOT / "docs" / "config" / f"{service}.schema.json").read_text())
 
 
-def test_the_api_config_schema_knows_exactly_the_api_settings_keys():
-    schema = json.loads((CHART / "charts/api/values.schema.json").read_text())["properties"]["config"]["properties"]
-    settings = "services/api/src/settings.rs"
-    assert set(schema) | {"shutdown"} == _rust_fields(settings, "Settings")
-    for section, struct in [("limits", "LimitSettings"), ("compute", "ComputeSettings"), ("grpc", "GrpcSettings")]:
-        assert set(schema[section]["properties"]) == _rust_fields(settings, struct), section
-    assert set(schema["telemetry"]["properties"]) == _rust_fields("libs/observability/src/telemetry/mod.rs", "TelemetrySettings")
-    assert set(schema["server"]["properties"]) | {"grpc_port", "admin_port"} == _rust_fields(settings, "ServerSettings")
-    assert _rust_fields("libs/observability/src/shutdown.rs", "ShutdownSettings") == {"drain_delay_ms", "grace_period_ms"}
+def _signatures(schema):
+    """`section.key` -> (JSON type, allowed values) of a settings schema or a chart's `config` schema."""
+    out = {}
+    for section, node in schema["properties"].items():
+        for key, field in node.get("properties", {}).items():
+            values = field.get("enum") or [variant["const"] for variant in field.get("oneOf", [])]
+            out[f"{section}.{key}"] = (json.dumps(field.get("type")), tuple(values))
+    return out
 
 
-def test_the_gateway_config_schema_knows_exactly_the_gateway_settings_keys():
-    schema = json.loads((CHART / "charts/ui-gateway/values.schema.json").read_text())["properties"]["config"]["properties"]
-    settings = "services/ui-gateway/src/settings.rs"
-    # A new section or key in the gateway's Settings must be added to tools/helm/schema-overrides.yaml,
-    # or operators cannot set it through the chart; ports, shutdown and the key file are the chart's.
-    assert set(schema) | {"shutdown"} == _rust_fields(settings, "Settings")
-    assert set(schema["server"]["properties"]) | {"http_port", "admin_port"} == _rust_fields(settings, "ServerSettings")
-    assert set(schema["auth"]["properties"]) | {"api_keys_file"} == _rust_fields(settings, "AuthSettings")
-    assert set(schema["telemetry"]["properties"]) == _rust_fields("libs/observability/src/telemetry/mod.rs", "TelemetrySettings")
-    for section, struct in [("api", "ApiSettings"), ("limits", "LimitSettings"), ("rate_limit", "RateLimitSettings"),
-                            ("cors", "CorsSettings"), ("ops", "OpsSettings")]:
-        assert set(schema[section]["properties"]) == _rust_fields(settings, struct), section
+# What each chart writes into the service's config from its own values (ports, shutdown, the key
+# file), so `config` must not take it.
+CHART_OWNED = {
+    "api": {"server.grpc_port", "server.admin_port", "shutdown.drain_delay_ms", "shutdown.grace_period_ms"},
+    "ui-gateway": {"server.http_port", "server.admin_port", "shutdown.drain_delay_ms", "shutdown.grace_period_ms",
+                   "auth.api_keys_file"},
+    "telemetry-collector": {"server.grpc_port", "server.http_port", "server.admin_port", "shutdown.drain_delay_ms",
+                            "shutdown.grace_period_ms"},
+}
 
 
-def test_the_collector_config_schema_knows_only_the_collector_settings_keys():
-    schema = json.loads((CHART / "charts/telemetry-collector/values.schema.json").read_text())["properties"]["config"]["properties"]
-    settings = "services/telemetry-collector/src/settings.rs"
-    # A new section in the collector's Settings must be added to tools/helm/schema-overrides.yaml,
-    # or operators cannot set it through the chart.
-    assert set(schema) | {"shutdown"} == _rust_fields(settings, "Settings")
-    assert set(schema["server"]["properties"]) | {"grpc_port", "http_port", "admin_port"} == _rust_fields(settings, "ServerSettings")
-    assert _rust_fields("libs/observability/src/shutdown.rs", "ShutdownSettings") == {"drain_delay_ms", "grace_period_ms"}
-    collector = "services/telemetry-collector/src"
-    for section, path, struct in [
-        ("limits", "receiver/mod.rs", "Limits"),
-        ("memory", "limiter.rs", "MemorySettings"),
-        ("span_store", "store/mod.rs", "SpanStoreSettings"),
-        ("log_store", "store/mod.rs", "LogStoreSettings"),
-        ("span_metrics", "spanmetrics.rs", "SpanMetricsSettings"),
-        ("metric_store", "metric_store.rs", "MetricStoreSettings"),
-        ("forward", "forward/settings.rs", "ForwardSettings"),
-    ]:
-        assert set(schema[section]["properties"]) == _rust_fields(f"{collector}/{path}", struct), section
+@pytest.mark.parametrize("chart", SUBCHARTS)
+def test_each_chart_config_takes_exactly_its_service_settings_with_their_types_less_what_the_chart_writes(chart):
+    values_schema = json.loads((CHART / "charts" / chart / "values.schema.json").read_text())
+    settings = _signatures(_settings_schema(chart))
+    assert CHART_OWNED[chart] <= set(settings), f"{chart}: the chart writes keys the service does not have"
+    expected = {key: signature for key, signature in settings.items() if key not in CHART_OWNED[chart]}
+    paths = [("config",)] + ([("blueGreen", "blue", "config"), ("blueGreen", "green", "config")] if chart == "api" else [])
+    for path in paths:
+        node = values_schema
+        for key in path:
+            node = node["properties"][key]
+        assert _signatures(node) == expected, ".".join(path)
+        assert node["additionalProperties"] is False, ".".join(path)
+
+
+def test_every_config_the_chart_renders_is_valid_settings_of_its_service(ci_objects):
+    name, objects = ci_objects
+    checked = 0
+    for d in deployments(objects):
+        service = d["metadata"]["labels"]["app.kubernetes.io/name"]
+        configmap = next(v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "config")["configMap"]["name"]
+        validator = jsonschema.Draft202012Validator(_settings_schema(service))
+        problems = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(config_of(objects, configmap))]
+        assert not problems, f"{name}: {d['metadata']['name']}: {problems}"
+        checked += 1
+    assert checked >= 2, name
 
 
 # --- shutdown ---------------------------------------------------------------------------------
@@ -716,6 +718,12 @@ BAD_VALUES = [
     ("api.config.server.grpc_port=1", "grpc_port"),
     ("api.config.shutdown.grace_period_ms=1", "shutdown"),
     ("api.config.telemetry.log_format=xml", "log_format"),
+    ("api.config.limits.max_rows=0", "max_rows"),
+    ("api.blueGreen.green.config.compute.workerz=2", "workerz"),
+    ("ui-gateway.config.auth.api_keys_file=/keys", "api_keys_file"),
+    ("ui-gateway.config.api.max_attempts=11", "max_attempts"),
+    ("telemetry-collector.config.forward.full_policy=sometimes", "full_policy"),
+    ("telemetry-collector.config.span_metrics.buckets_seconds[0]=0", "buckets_seconds"),
     ("ui-gateway.securityContext.runAsUser=0", "runAsUser"),
     ("ui-gateway.securityContext.allowPrivilegeEscalation=true", "allowPrivilegeEscalation"),
     ("telemetry-collector.securityContext.readOnlyRootFilesystem=false", "readOnlyRootFilesystem"),
@@ -746,6 +754,29 @@ def test_bad_values_are_refused_with_a_message_naming_the_key(setting, key):
     result = run_helm("template", "axiom25", str(CHART), "--set", setting)
     assert result.returncode != 0, f"{setting} was accepted"
     assert key in result.stderr, result.stderr
+
+
+def _chartgen():
+    spec = importlib.util.spec_from_file_location("chartgen", ROOT / "tools" / "helm" / "chartgen.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_constraint_on_a_setting_the_service_lacks_stops_the_chart_generator():
+    chartgen = _chartgen()
+    config = chartgen.chart_config_schema("api", [])
+    chartgen.narrow(config, {"properties": {"limits": {"properties": {"max_rows": {"minimum": 1}}}}}, "api: config")
+    assert config["properties"]["limits"]["properties"]["max_rows"]["minimum"] == 1
+    with pytest.raises(SystemExit, match=r"api: config\.limits\.max_rowz is not a setting"):
+        chartgen.narrow(config, {"properties": {"limits": {"properties": {"max_rowz": {"minimum": 1}}}}}, "api: config")
+
+
+def test_a_chart_owned_key_the_service_lacks_stops_the_chart_generator():
+    chartgen = _chartgen()
+    assert "shutdown" not in chartgen.chart_config_schema("api", ["shutdown/drain_delay_ms", "shutdown/grace_period_ms"])["properties"]
+    with pytest.raises(SystemExit, match="server/grpc_portz is not a setting of api"):
+        chartgen.chart_config_schema("api", ["server/grpc_portz"])
 
 
 def test_every_schema_is_strict_and_declares_global_and_enabled():

@@ -5,7 +5,11 @@
   `# BEGIN global` and `# END global` lines);
 - every chart's values.schema.json, inferred from its values.yaml (each `# --` documented key
   becomes a property; a documented map with no documented children is free-form) plus the
-  constraints in tools/helm/schema-overrides.yaml; objects are strict (`additionalProperties: false`);
+  constraints in tools/helm/schema-overrides.yaml; objects are strict (`additionalProperties: false`).
+  A subchart's `config` (the service's own settings) is not inferred: it is the service's Settings
+  schema, docs/config/<service>.schema.json (generated from the Rust types by
+  `cargo run -p axiom25-config-reference`), less the keys the chart writes itself, narrowed by the
+  overrides' constraints;
 - charts/api/files/rules/api.yml, copied from infrastructure/monitoring/rules/api.yml;
 - the parameter table of helm/axiom25/README.md, from the `# --` comments.
 
@@ -27,6 +31,10 @@ ROOT = Path(__file__).resolve().parents[2]
 UMBRELLA = ROOT / "helm" / "axiom25"
 SUBCHARTS = ("api", "ui-gateway", "telemetry-collector")
 OVERRIDES = ROOT / "tools" / "helm" / "schema-overrides.yaml"
+SETTINGS_SCHEMAS = ROOT / "docs" / "config"
+# Keywords of the generated Settings schemas that carry over into a chart's schema (draft-07):
+# `format` (uint16, ip, ...) and `default` are documentation there, and helm checks neither.
+SETTINGS_KEYWORDS = {"type", "enum", "description", "properties", "additionalProperties", "items", "minimum", "maximum"}
 RULES = {ROOT / "infrastructure/monitoring/rules/api.yml": UMBRELLA / "charts/api/files/rules/api.yml"}
 GLOBAL_BLOCK = re.compile(r"^# BEGIN global.*?^# END global\n", re.S | re.M)
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.\-/]+):(?:\s|$)")
@@ -111,7 +119,58 @@ def infer(value: object, path: tuple[str, ...], docs: dict) -> dict:
     return schema
 
 
-def apply_override(schema: dict, path: tuple[str, ...], override: dict, strict: bool, chart: str) -> None:
+def settings_fragment(schema: dict) -> dict:
+    """A generated Settings schema (draft 2020-12) as a chart schema fragment (draft-07)."""
+    out: dict = {}
+    for key, value in schema.items():
+        if key == "oneOf" and all("const" in variant for variant in value):
+            out["enum"] = [variant["const"] for variant in value]  # a documented Rust enum
+        elif key == "properties":
+            out[key] = {name: settings_fragment(child) for name, child in value.items()}
+        elif key == "items":
+            out[key] = settings_fragment(value)
+        elif key in SETTINGS_KEYWORDS:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def chart_config_schema(chart: str, chart_owned: list[str]) -> dict:
+    """The `config` a subchart accepts: its service's settings less the keys the chart writes."""
+    path = SETTINGS_SCHEMAS / f"{chart}.schema.json"
+    if not path.exists():
+        raise SystemExit(f"{path.relative_to(ROOT)}: missing; run `cargo run -p axiom25-config-reference`")
+    schema = settings_fragment(json.loads(path.read_text()))
+    schema.pop("description", None)
+    for dotted in chart_owned:
+        *parents, key = dotted.split("/")
+        node = schema
+        for parent in parents:
+            node = node["properties"][parent]
+        if key not in node.get("properties", {}):
+            raise SystemExit(f"schema-overrides.yaml: settings: {chart}: {dotted} is not a setting of {chart}")
+        del node["properties"][key]
+        if parents and not node["properties"]:
+            del schema["properties"][parents[0]]
+    return schema
+
+
+def narrow(node: dict, override: dict, where: str) -> None:
+    """Adds the override's constraints to a generated Settings node; naming a key the settings
+    do not have is an error, so a renamed setting cannot leave a stale constraint behind."""
+    for key, value in override.items():
+        if key == "properties":
+            for name, child in value.items():
+                if name not in node.get("properties", {}):
+                    raise SystemExit(f"schema-overrides.yaml: {where}.{name} is not a setting (docs/config)")
+                narrow(node["properties"][name], child, f"{where}.{name}")
+        elif key == "items" and isinstance(node.get("items"), dict):
+            narrow(node["items"], value, f"{where}[]")
+        else:
+            node[key] = copy.deepcopy(value)
+
+
+def apply_override(schema: dict, path: tuple[str, ...], override: dict, strict: bool, chart: str,
+                   settings_paths: set[tuple[str, ...]]) -> None:
     node = schema
     for key in path:
         properties = node.get("properties", {})
@@ -120,7 +179,10 @@ def apply_override(schema: dict, path: tuple[str, ...], override: dict, strict: 
                 raise SystemExit(f"schema-overrides.yaml: {chart}: no key {'.'.join(path)} in values.yaml")
             return
         node = properties[key]
-    node.update(copy.deepcopy(override))
+    if path in settings_paths:
+        narrow(node, override, f"{chart}: {'.'.join(path)}")
+    else:
+        node.update(copy.deepcopy(override))
 
 
 def chart_schema(chart: str, values_text: str, overrides: dict) -> dict:
@@ -134,6 +196,20 @@ def chart_schema(chart: str, values_text: str, overrides: dict) -> dict:
         **infer(values, (), docs),
     }
     schema.pop("description", None)
+    settings = (overrides.get("settings") or {}).get(chart)
+    settings_paths: set[tuple[str, ...]] = set()
+    if settings is not None:
+        config = chart_config_schema(chart, settings["chartOwned"])
+        for dotted in settings["values"]:
+            path = tuple(dotted.split("/"))
+            node = schema
+            for key in path[:-1]:
+                node = node["properties"][key]
+            if path[-1] not in node.get("properties", {}):
+                raise SystemExit(f"schema-overrides.yaml: settings: {chart}: no key {'.'.join(path)} in values.yaml")
+            described = {"description": node["properties"][path[-1]]["description"]}
+            node["properties"][path[-1]] = described | copy.deepcopy(config)
+            settings_paths.add(path)
     layers = [("*", False)] if chart != "axiom25" else []
     layers += [("global", False), (chart, True)]
     for layer, strict in layers:
@@ -141,7 +217,7 @@ def chart_schema(chart: str, values_text: str, overrides: dict) -> dict:
             path = tuple(dotted.split("/"))
             if layer == "global":
                 path = ("global",) + path
-            apply_override(schema, path, override, strict, chart)
+            apply_override(schema, path, override, strict, chart, settings_paths)
     return schema
 
 

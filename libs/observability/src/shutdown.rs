@@ -9,7 +9,7 @@ use tokio::signal::unix::{SignalKind, signal as unix_signal};
 use crate::admin::{Readiness, ReadinessState};
 
 /// Graceful shutdown: the `shutdown` section of every service's settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShutdownSettings {
     /// Time between turning not ready and closing the listeners, in milliseconds, for balancers

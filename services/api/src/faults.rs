@@ -16,7 +16,7 @@ use tower::{Layer, Service};
 const MATRIX_PATH: &str = "/axiom25.matrix.v1.MatrixService/";
 
 /// What to inject.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultSettings {
     /// Share of MatrixService calls (0–1) answered INTERNAL, as a broken release would.

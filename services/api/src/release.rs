@@ -13,7 +13,7 @@ use tower::{Layer, Service};
 pub const RELEASE_HEADER: &str = "x-axiom25-release";
 
 /// The blue/green track this process belongs to, and the version it was deployed as.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReleaseSettings {
     /// `blue`, `green`, or empty when the api runs outside blue/green.

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// Memory limiter settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MemorySettings {
     /// Memory the process should stay under, in MiB; 0 disables the limiter.

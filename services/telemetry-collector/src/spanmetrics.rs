@@ -34,7 +34,7 @@ pub const UNKNOWN_SERVICE: &str = "unknown_service";
 const OVERFLOW_LABELS: &str = "otel_metric_overflow=\"true\"";
 
 /// Span metrics settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SpanMetricsSettings {
     /// Upper bounds of the duration histogram's buckets, in seconds (`+Inf` is implied).

@@ -23,7 +23,7 @@ pub use export_queue::{ExportQueue, ExportQueueSettings, ExportStats};
 use crate::ServiceInfo;
 
 /// How logs are written to stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// One JSON object per line (production).
@@ -33,12 +33,12 @@ pub enum LogFormat {
 }
 
 /// The `telemetry` section every service's settings share.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetrySettings {
     /// Log filter in `RUST_LOG` syntax, e.g. `info` or `info,axiom25_api=debug`.
     pub log_level: String,
-    /// `json` or `text`.
+    /// How logs are written to stdout.
     pub log_format: LogFormat,
     /// `deployment.environment` of every span.
     pub environment: String,

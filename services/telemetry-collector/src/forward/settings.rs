@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// Upstream OTLP/gRPC forwarding, one optional destination per signal.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ForwardSettings {
     /// Upstream for traces, `http://host:port`; empty turns trace forwarding off.
@@ -33,7 +33,7 @@ pub struct ForwardSettings {
 }
 
 /// What a full forwarding queue does with a new request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FullPolicy {
     /// Refuse it, so the sender retries later (OTLP backpressure): nothing is lost here.

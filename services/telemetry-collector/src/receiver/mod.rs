@@ -6,7 +6,7 @@ pub mod http;
 use serde::Deserialize;
 
 /// Request size limits of both receivers.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest request body as received (HTTP, possibly compressed), in bytes.

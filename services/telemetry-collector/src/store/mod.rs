@@ -40,7 +40,7 @@ const MAX_VALUE_DEPTH: usize = 32;
 const ALLOCATION_OVERHEAD: usize = 16;
 
 /// Bounds of the span store.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SpanStoreSettings {
     /// Most spans kept; past it, the oldest traces are evicted whole.
@@ -64,7 +64,7 @@ impl SpanStoreSettings {
 }
 
 /// Bounds of the log store.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogStoreSettings {
     /// Most log records kept; past it, the oldest are evicted.

@@ -1,0 +1,49 @@
+//! The store's limits: how many series it keeps and how long an idle one lives.
+
+use serde::Deserialize;
+
+/// Metric store settings.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricStoreSettings {
+    /// Series kept at most; points of further series are refused.
+    pub max_series: usize,
+    /// A series not updated for this long is removed, in milliseconds.
+    pub series_expiry_ms: u64,
+}
+
+impl Default for MetricStoreSettings {
+    fn default() -> Self {
+        Self { max_series: 10_000, series_expiry_ms: 300_000 }
+    }
+}
+
+impl MetricStoreSettings {
+    /// Problems with these settings, keys prefixed with `prefix` (e.g. `metric_store`).
+    #[must_use]
+    pub fn validate(&self, prefix: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.max_series == 0 {
+            problems.push(format!("{prefix}.max_series: must be at least 1"));
+        }
+        if self.series_expiry_ms == 0 {
+            problems.push(format!("{prefix}.series_expiry_ms: must be at least 1"));
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_validation_names_every_bad_key() {
+        assert!(MetricStoreSettings::default().validate("metric_store").is_empty());
+        let problems = MetricStoreSettings { max_series: 0, series_expiry_ms: 0 }.validate("metric_store");
+        assert_eq!(
+            problems,
+            ["metric_store.max_series: must be at least 1", "metric_store.series_expiry_ms: must be at least 1"]
+        );
+    }
+}
