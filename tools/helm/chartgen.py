@@ -6,7 +6,6 @@
 - every chart's values.schema.json, inferred from its values.yaml (each `# --` documented key
   becomes a property; a documented map with no documented children is free-form) plus the
   constraints in tools/helm/schema-overrides.yaml; objects are strict (`additionalProperties: false`);
-- charts/api/files/rules/api.yml, copied from infrastructure/monitoring/rules/api.yml;
 - the parameter table of helm/axiom25/README.md, from the `# --` comments.
 
 `chartgen.py` writes the files; `chartgen.py --check` writes nothing and fails naming every file
@@ -27,7 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 UMBRELLA = ROOT / "helm" / "axiom25"
 SUBCHARTS = ("api", "ui-gateway", "telemetry-collector")
 OVERRIDES = ROOT / "tools" / "helm" / "schema-overrides.yaml"
-RULES = {ROOT / "infrastructure/monitoring/rules/api.yml": UMBRELLA / "charts/api/files/rules/api.yml"}
 GLOBAL_BLOCK = re.compile(r"^# BEGIN global.*?^# END global\n", re.S | re.M)
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.\-/]+):(?:\s|$)")
 DOC_LINE = re.compile(r"^ *# -- ?(?P<text>.*)$")
@@ -183,8 +181,6 @@ def generate() -> dict[Path, str]:
     for chart, (directory, text) in charts.items():
         schema = chart_schema(chart, text, overrides)
         out[directory / "values.schema.json"] = json.dumps(schema, indent=2) + "\n"
-    for source, target in RULES.items():
-        out[target] = source.read_text()
     readme = UMBRELLA / "README.md"
     table = ["| Key | Type | Default | Description |", "|---|---|---|---|"]
     for chart, (_, text) in charts.items():
