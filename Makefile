@@ -13,12 +13,12 @@ export TAG
 COMPOSE := docker-compose -f infrastructure/docker/docker-compose.yml -p axiom25
 STACK := api ui-gateway telemetry-collector prometheus alertmanager
 
-.PHONY: help host-up host-test test lint lint-infra unit python-test chart-test chart-generate manifests e2e images up down bench bench-api bench-collector bench-gateway bench-images bench-linalg fuzz clean
+.PHONY: help host-up host-test test lint lint-infra monitoring-test monitoring-generate unit python-test chart-test chart-generate manifests e2e images up down bench bench-api bench-collector bench-gateway bench-images bench-linalg fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-test: host-test lint unit python-test chart-test lint-infra e2e ## Every test: lint, unit + integration, numpy cross-check, chart, images, e2e
+test: host-test lint unit python-test chart-test lint-infra monitoring-test e2e ## Every test: lint, unit + integration, numpy cross-check, chart, images, e2e
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -60,10 +60,16 @@ images: ## Build axiom25/<service>:$(TAG) and the monitoring images (bases: BASE
 lint-infra: $(TOOLS_VENV)/.installed images ## checkov on the Dockerfiles, compose and Prometheus config checks
 	$(TOOLS_VENV)/bin/checkov --quiet --compact --skip-download --framework dockerfile -d infrastructure/docker
 	$(COMPOSE) config --quiet
-	docker run --rm --entrypoint promtool -v "$$PWD/infrastructure/monitoring:/etc/axiom25:ro" \
+	docker run --rm --entrypoint promtool -v "$$PWD/infrastructure/monitoring/prometheus:/etc/axiom25:ro" \
 		axiom25/prometheus:$(TAG) check config /etc/axiom25/prometheus.yml
 	docker run --rm --entrypoint amtool -v "$$PWD/infrastructure/monitoring/alertmanager:/etc/axiom25:ro" \
 		axiom25/alertmanager:$(TAG) check-config /etc/axiom25/alertmanager.yml
+
+monitoring-test: $(TOOLS_VENV)/.installed images ## SLO generator and drift, promtool and amtool cases, dashboards, runbooks, then alerts fired live on the container stack
+	$(TOOLS_VENV)/bin/python -m pytest -q tests/monitoring
+
+monitoring-generate: $(TOOLS_VENV)/.installed ## Regenerate the SLO rules, dashboards, chart copies and the docs' catalogue
+	$(TOOLS_VENV)/bin/python tools/monitoring/generate.py
 
 e2e: images ## The container suite against the real images (testcontainers)
 	$(CARGO) test --locked -p axiom25-e2e --test e2e
