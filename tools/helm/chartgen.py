@@ -24,7 +24,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 UMBRELLA = ROOT / "helm" / "axiom25"
-SUBCHARTS = ("api", "ui-gateway", "telemetry-collector")
+SUBCHARTS = ("api", "ui-gateway", "telemetry-collector", "monitoring")
 OVERRIDES = ROOT / "tools" / "helm" / "schema-overrides.yaml"
 GLOBAL_BLOCK = re.compile(r"^# BEGIN global.*?^# END global\n", re.S | re.M)
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.\-/]+):(?:\s|$)")
