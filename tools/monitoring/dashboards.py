@@ -149,7 +149,7 @@ def ui_gateway() -> g.Dashboard:
         timeseries("Calls to the api by code", [target(f"sum by (rpc_grpc_status_code) (rate({client}[{RATE}]))", "{{rpc_grpc_status_code}}")], "reqps"),
         timeseries("Calls to the api p99", [target(
             f'histogram_quantile(0.99, sum by (le) (rate(rpc_client_duration_seconds_bucket{{job="ui-gateway",instance=~"$instance"}}[{RATE}])))', "p99")], "s"),
-        timeseries("Upstream ready", [target('min(axiom25_gateway_upstream_ready{job="ui-gateway",instance=~"$instance"})', "ready")]),
+        timeseries("Upstreams ready", [target('min by (upstream) (axiom25_gateway_upstream_ready{job="ui-gateway",instance=~"$instance"})', "{{upstream}}")]),
         timeseries(
             "Rate limited and key failures per second",
             [
@@ -168,7 +168,8 @@ def telemetry_collector() -> g.Dashboard:
     signals = (("spans", "A"), ("metric_points", "B"), ("log_records", "C"))
     panels = [
         timeseries("Accepted per second by signal", [
-            target(f"sum(rate(otelcol_receiver_accepted_{s}_total{{{job}}}[{RATE}]))", s, ref) for s, ref in signals], "ops"),
+            # 0 for a signal no one has sent yet (the counter appears with its first item).
+            target(f"sum(rate(otelcol_receiver_accepted_{s}_total{{{job}}}[{RATE}])) or vector(0)", s, ref) for s, ref in signals], "ops"),
         timeseries("Refused per second by signal", [
             target(f"sum(rate(otelcol_receiver_refused_{s}_total{{{job}}}[{RATE}])) or vector(0)", s, ref) for s, ref in signals], "ops"),
         timeseries("Requests refused by reason", [target(counter_rate(f"axiom25_collector_requests_refused_total{{{job}}}", "signal, reason"), "{{signal}} {{reason}}")], "reqps"),
