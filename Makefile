@@ -13,7 +13,7 @@ export TAG
 COMPOSE := docker-compose -f infrastructure/docker/docker-compose.yml -p axiom25
 STACK := api ui-gateway telemetry-collector prometheus alertmanager
 
-.PHONY: help host-up host-test test lint lint-infra monitoring-test monitoring-generate unit python-test chart-test chart-generate manifests e2e images up down bench bench-api bench-collector bench-gateway bench-images bench-linalg fuzz clean
+.PHONY: help host-up host-test test lint lint-infra monitoring-test monitoring-generate unit python-test chart-test chart-generate manifests e2e images up down bench bench-api bench-collector bench-monitoring bench-gateway bench-images bench-linalg fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -101,7 +101,7 @@ up: host-up images ## Start the whole system in the background on 127.0.0.1; ret
 down: ## Stop the stack and remove what it created
 	$(COMPOSE) down --volumes --remove-orphans
 
-bench: bench-api bench-collector bench-gateway bench-images ## Every benchmark; writes docs/benchmarks/
+bench: bench-api bench-collector bench-gateway bench-images bench-monitoring ## Every benchmark; writes docs/benchmarks/
 
 bench-api: $(VENV)/.installed ## api benchmarks (criterion, numpy, gRPC round trip); writes docs/benchmarks/api.md
 	$(PY) tools/bench/api_report.py
@@ -119,6 +119,9 @@ bench-collector: ## Collector throughput, loss and memory under OTLP/gRPC load; 
 
 bench-gateway: $(VENV)/.installed ## REST through the gateway vs direct gRPC, page weight and render time of /; writes docs/benchmarks/gateway.md
 	$(PY) tools/bench/gateway_report.py
+
+bench-monitoring: $(TOOLS_VENV)/.installed images ## Alert detection times and rule evaluation cost on the container stack; writes docs/benchmarks/monitoring.md
+	AXIOM25_MONITORING_REPORT=docs/benchmarks/monitoring.md $(TOOLS_VENV)/bin/python -m pytest -q tests/monitoring/test_live.py
 
 bench-images: ## Image size, build and start times; writes docs/benchmarks/images.md
 	tools/bench/images_report.sh
