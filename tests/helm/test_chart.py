@@ -643,8 +643,8 @@ def test_monitoring_objects_appear_only_with_the_crds_and_carry_the_selector_lab
         assert monitor["metadata"]["labels"]["release"] == "prom"
         selected = [s for s in services if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
         assert len(selected) == 1 and "admin" in {p["name"] for p in selected[0]["spec"]["ports"]}
-    rule = one(objects, "PrometheusRule", "axiom25-api")
-    assert rule["spec"] == yaml.safe_load((ROOT / "infrastructure/monitoring/rules/api.yml").read_text())
+    rules = {r["metadata"]["name"]: r["spec"] for r in find(objects, "PrometheusRule")}
+    assert rules == {f"axiom25-{p.stem}": yaml.safe_load(p.read_text()) for p in (ROOT / "infrastructure/monitoring/prometheus/rules").glob("*.yml")}
     assert find(render(EXISTING_SECRET), "ServiceMonitor"), "global.monitoring.assumeCrds forces them"
 
 

@@ -36,15 +36,21 @@ def test_a_missing_debootstrap_is_named_in_one_line_with_the_command_to_run(tmp_
     assert lines == ["[host] missing for make up: run `sudo apt-get install -y debootstrap` and try again"]
 
 
-def test_make_test_also_needs_chromium_and_its_driver(tmp_path):
-    path = fake_path(tmp_path, ["curl", "make", "git", "python3", "docker-compose", "debootstrap"])
+def test_make_test_also_needs_chromium_and_its_driver_and_the_prometheus_tools(tmp_path):
+    path = fake_path(tmp_path, ["curl", "make", "git", "python3", "docker-compose", "debootstrap", "promtool", "amtool"])
     result = run("test", path, "--check")
     assert result.returncode == 1
-    assert "sudo apt-get install -y chromium chromium-driver" in result.stderr
+    assert "sudo apt-get install -y chromium chromium-driver` and" in result.stderr
+
+
+def test_the_rule_and_route_tests_need_promtool_and_amtool(tmp_path):
+    path = fake_path(tmp_path, ["curl", "make", "git", "python3", "docker-compose", "debootstrap", "chromium", "chromedriver"])
+    result = run("test", path, "--check")
+    assert "sudo apt-get install -y prometheus prometheus-alertmanager` and" in result.stderr
 
 
 def test_nothing_is_said_when_everything_is_there(tmp_path):
-    tools = ["curl", "make", "git", "python3", "docker-compose", "debootstrap", "chromium", "chromedriver"]
+    tools = ["curl", "make", "git", "python3", "docker-compose", "debootstrap", "chromium", "chromedriver", "promtool", "amtool"]
     result = run("test", fake_path(tmp_path, tools), "--check")
     assert (result.returncode, result.stderr) == (0, "")
 

@@ -10,7 +10,6 @@
   schema, docs/config/<service>.schema.json (generated from the Rust types by
   `cargo run -p axiom25-config-reference`), less the keys the chart writes itself, narrowed by the
   overrides' constraints;
-- charts/api/files/rules/api.yml, copied from infrastructure/monitoring/rules/api.yml;
 - the parameter table of helm/axiom25/README.md, from the `# --` comments.
 
 `chartgen.py` writes the files; `chartgen.py --check` writes nothing and fails naming every file
@@ -29,13 +28,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 UMBRELLA = ROOT / "helm" / "axiom25"
-SUBCHARTS = ("api", "ui-gateway", "telemetry-collector")
+SUBCHARTS = ("api", "ui-gateway", "telemetry-collector", "monitoring")
 OVERRIDES = ROOT / "tools" / "helm" / "schema-overrides.yaml"
 SETTINGS_SCHEMAS = ROOT / "docs" / "config"
 # Keywords of the generated Settings schemas that carry over into a chart's schema (draft-07):
 # `format` (uint16, ip, ...) and `default` are documentation there, and helm checks neither.
 SETTINGS_KEYWORDS = {"type", "enum", "description", "properties", "additionalProperties", "items", "minimum", "maximum"}
-RULES = {ROOT / "infrastructure/monitoring/rules/api.yml": UMBRELLA / "charts/api/files/rules/api.yml"}
 GLOBAL_BLOCK = re.compile(r"^# BEGIN global.*?^# END global\n", re.S | re.M)
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.\-/]+):(?:\s|$)")
 DOC_LINE = re.compile(r"^ *# -- ?(?P<text>.*)$")
@@ -259,8 +257,6 @@ def generate() -> dict[Path, str]:
     for chart, (directory, text) in charts.items():
         schema = chart_schema(chart, text, overrides)
         out[directory / "values.schema.json"] = json.dumps(schema, indent=2) + "\n"
-    for source, target in RULES.items():
-        out[target] = source.read_text()
     readme = UMBRELLA / "README.md"
     table = ["| Key | Type | Default | Description |", "|---|---|---|---|"]
     for chart, (_, text) in charts.items():

@@ -15,8 +15,9 @@ check_only=0
 
 # tool:package pairs. `up` builds the images (local bases come from debootstrap) and runs compose.
 up_needs=(curl:curl make:make git:git python3:python3 debootstrap:debootstrap docker-compose:docker-compose)
-# `test` adds the browser tests' Chromium with its own chromedriver (never a downloaded one).
-test_needs=("${up_needs[@]}" chromium:chromium chromedriver:chromium-driver)
+# `test` adds the browser tests' Chromium with its own chromedriver (never a downloaded one), and
+# promtool and amtool for the rule and route tests.
+test_needs=("${up_needs[@]}" chromium:chromium chromedriver:chromium-driver promtool:prometheus amtool:prometheus-alertmanager)
 
 case $goal in
 up) needs=("${up_needs[@]}") ;;

@@ -44,10 +44,10 @@ async fn a_trace_sent_over_grpc_is_queryable_and_counted_in_span_metrics() {
         ("status_code", "STATUS_CODE_ERROR"),
     ];
     assert_eq!(sample(&exposition, "traces_span_metrics_calls_total", &labels), Some(1.0), "{exposition}");
-    let within_4ms = [labels.as_slice(), &[("le", "0.004")]].concat();
-    assert_eq!(sample(&exposition, "traces_span_metrics_duration_seconds_bucket", &within_4ms), Some(1.0));
-    let within_2ms = [labels.as_slice(), &[("le", "0.002")]].concat();
-    assert_eq!(sample(&exposition, "traces_span_metrics_duration_seconds_bucket", &within_2ms), Some(0.0));
+    let within_5ms = [labels.as_slice(), &[("le", "0.005")]].concat();
+    assert_eq!(sample(&exposition, "traces_span_metrics_duration_seconds_bucket", &within_5ms), Some(1.0));
+    let within_2_5ms = [labels.as_slice(), &[("le", "0.0025")]].concat();
+    assert_eq!(sample(&exposition, "traces_span_metrics_duration_seconds_bucket", &within_2_5ms), Some(0.0));
     collector.stop().await;
 }
 
