@@ -12,7 +12,7 @@ TAG ?= dev
 export TAG
 COMPOSE_PROJECT ?= axiom25
 COMPOSE := docker-compose -f infrastructure/docker/docker-compose.yml -p $(COMPOSE_PROJECT)
-# Image tag of each api colour when the stack starts; releases change them (CONTRACTS §8).
+# Image tag of each api colour when the stack starts; releases change them (docs/contracts.md §8).
 AXIOM25_BLUE_TAG ?= $(TAG)
 AXIOM25_GREEN_TAG ?= $(TAG)
 export AXIOM25_BLUE_TAG AXIOM25_GREEN_TAG

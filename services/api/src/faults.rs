@@ -1,4 +1,4 @@
-//! Fault injection for drills (CONTRACTS §9): a share of MatrixService calls answered INTERNAL and
+//! Fault injection for drills (docs/contracts.md §9): a share of MatrixService calls answered INTERNAL and
 //! a delay before answering, to stage a bad release. Off unless configured; when on, the api
 //! warns at start and exports `axiom25_fault_injection_active 1`.
 

@@ -1,4 +1,4 @@
-//! Which release this process is (CONTRACTS §8): its colour and version, stamped on every answer
+//! Which release this process is (docs/contracts.md §8): its colour and version, stamped on every answer
 //! as the `x-axiom25-release` metadata and exported as `axiom25_release_info{color, version}`, so
 //! every api metric can be split by colour and version with a join on `instance`.
 

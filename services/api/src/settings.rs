@@ -30,9 +30,9 @@ pub struct Settings {
     pub shutdown: ShutdownSettings,
     /// Logs and traces.
     pub telemetry: TelemetrySettings,
-    /// Blue/green colour and deployed version (CONTRACTS §8).
+    /// Blue/green colour and deployed version (docs/contracts.md §8).
     pub release: ReleaseSettings,
-    /// Fault injection for drills (CONTRACTS §9).
+    /// Fault injection for drills (docs/contracts.md §9).
     pub faults: FaultSettings,
 }
 

@@ -1,4 +1,4 @@
-//! `x-axiom25-release` (CONTRACTS §8): the api names the release (`<color>/<version>`) that
+//! `x-axiom25-release` (docs/contracts.md §8): the api names the release (`<color>/<version>`) that
 //! answered each call in its metadata; this layer copies it into the REST answer's header of the
 //! same name, so a REST client can see which release served it. The backend records the value in
 //! a task-local slot that this middleware opens around each request (handlers run in the

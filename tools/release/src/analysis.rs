@@ -1,4 +1,4 @@
-//! The analysis window: the new colour's calls against the gRPC SLOs of CONTRACTS §7, read from
+//! The analysis window: the new colour's calls against the gRPC SLOs of docs/contracts.md §7, read from
 //! Prometheus. Counters are read at the switch and then every poll; the differences are the calls
 //! the new colour served since it took traffic. A breach ends the window at once.
 
@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::color::Color;
 
-/// gRPC codes that are bad events (CONTRACTS §7): UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED,
+/// gRPC codes that are bad events (docs/contracts.md §7): UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED,
 /// INTERNAL, UNAVAILABLE, DATA_LOSS.
 pub const BAD_CODES: &str = "2|4|12|13|14|15";
 /// Only MatrixService calls count, never health or reflection.

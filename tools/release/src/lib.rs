@@ -1,4 +1,4 @@
-//! Blue/green releases of the AXIOM-25 api (CONTRACTS §8): one state machine ([`flow`]) over two
+//! Blue/green releases of the AXIOM-25 api (docs/contracts.md §8): one state machine ([`flow`]) over two
 //! platforms ([`platform::compose`] for the local stack, [`platform::kubernetes`] for the chart).
 
 pub mod analysis;

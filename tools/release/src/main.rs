@@ -1,4 +1,4 @@
-//! `axiom25-release`: blue/green releases of the api (CONTRACTS §8). `release VERSION` deploys,
+//! `axiom25-release`: blue/green releases of the api (docs/contracts.md §8). `release VERSION` deploys,
 //! smoke-tests, switches, watches and promotes or rolls back; `rollback` switches back at once;
 //! `status` reports both colours. Events are JSON lines on stdout.
 

@@ -12,7 +12,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-/// Metadata naming the release that answered (CONTRACTS §8).
+/// Metadata naming the release that answered (docs/contracts.md §8).
 pub const RELEASE_HEADER: &str = "x-axiom25-release";
 
 /// What asking a colour can find.

@@ -1,4 +1,4 @@
-//! Blue/green identity (CONTRACTS §8) and fault injection (CONTRACTS §9), seen from a client.
+//! Blue/green identity (docs/contracts.md §8) and fault injection (docs/contracts.md §9), seen from a client.
 
 use axiom25_proto::matrix::v1::DeterminantRequest;
 use axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient;

@@ -34,7 +34,7 @@ pub struct ReleasePlan {
     pub rollback_window: Duration,
 }
 
-/// How a release ended (CONTRACTS §8 exit codes).
+/// How a release ended (docs/contracts.md §8 exit codes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The new colour took traffic and passed the analysis: exit 0.
