@@ -11,6 +11,8 @@ TOOLS_BIN ?= .tools/bin
 TAG ?= dev
 export TAG
 COMPOSE_PROJECT ?= axiom25
+# What `make up` makes first; a test that built its images already sets UP_DEPS=host-up.
+UP_DEPS ?= host-up images
 COMPOSE := docker-compose -f infrastructure/docker/docker-compose.yml -p $(COMPOSE_PROJECT)
 # Image tag of each api colour when the stack starts; releases change them (docs/contracts.md §8).
 AXIOM25_BLUE_TAG ?= $(TAG)
@@ -88,7 +90,7 @@ monitoring-generate: $(TOOLS_VENV)/.installed ## Regenerate the SLO rules, dashb
 e2e: images ## The container suite against the real images (testcontainers)
 	$(CARGO) test --locked -p axiom25-e2e --test e2e
 
-up: host-up images ## Start the whole system in the background on 127.0.0.1; returns once everything is healthy
+up: $(UP_DEPS) ## Start the whole system in the background on 127.0.0.1; returns once everything is healthy
 	$(COMPOSE) up -d --remove-orphans
 	@for i in $$(seq 1 120); do \
 		unhealthy=0; \
@@ -143,7 +145,9 @@ bench-images: ## Image size, build and start times; writes docs/benchmarks/image
 bench-linalg: ## Only the criterion benches of every operation
 	$(CARGO) bench --locked -p axiom25-api --bench linalg
 
-RELEASE := $(CARGO) run --quiet --locked -p axiom25-release -- --project $(COMPOSE_PROJECT)
+# The release tool; tests running inside cargo point RELEASE_BIN at the built binary.
+RELEASE_BIN ?= $(CARGO) run --quiet --locked -p axiom25-release --
+RELEASE := $(RELEASE_BIN) --project $(COMPOSE_PROJECT)
 # Extra flags of the release tool, e.g. RELEASE_FLAGS="--analysis-window 20 --rollback-window 0".
 RELEASE_FLAGS ?=
 API_ENV ?=
