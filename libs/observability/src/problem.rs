@@ -5,6 +5,7 @@
 //! extension members, `pointer` (a JSON pointer to the part of the request at fault) and `reason`
 //! (the stable `ErrorInfo.reason` of the gRPC answer behind it), and a `Retry-After` header.
 
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
@@ -17,7 +18,8 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// Prefix of the problem types AXIOM-25 defines, followed by a slug such as `invalid-argument`.
 pub const TYPE_PREFIX: &str = "urn:axiom25:problem:";
 
-/// An RFC 9457 problem document.
+/// An RFC 9457 problem document. The optional members are boxed so that a `Result<_, Problem>`
+/// stays small.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     /// URI naming the kind of problem, e.g. `urn:axiom25:problem:invalid-argument`, or
@@ -32,13 +34,13 @@ pub struct Problem {
     pub detail: String,
     /// JSON pointer to the part of the request body at fault (e.g. `/a/1/0`), when one is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pointer: Option<String>,
+    pub pointer: Option<Box<str>>,
     /// Stable machine-readable reason, e.g. `SINGULAR_MATRIX`, when the service behind gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// How long to wait before trying again (429, 503); sent as `Retry-After`, not in the body.
+    pub reason: Option<Box<str>>,
+    /// Whole seconds to wait before trying again (429, 503); sent as `Retry-After`, not in the body.
     #[serde(skip)]
-    pub retry_after: Option<Duration>,
+    retry_after: Option<NonZeroU64>,
 }
 
 impl Problem {
@@ -61,29 +63,30 @@ impl Problem {
     /// Points at the part of the body at fault.
     #[must_use]
     pub fn at(mut self, pointer: impl Into<String>) -> Self {
-        self.pointer = Some(pointer.into());
+        self.pointer = Some(pointer.into().into_boxed_str());
         self
     }
 
     /// Names the stable reason of the failure.
     #[must_use]
     pub fn because(mut self, reason: impl Into<String>) -> Self {
-        self.reason = Some(reason.into());
+        self.reason = Some(reason.into().into_boxed_str());
         self
     }
 
     /// Asks the client to wait before trying again (`Retry-After`, rounded up to whole seconds,
     /// at least 1).
     #[must_use]
-    pub const fn retry_after(mut self, after: Duration) -> Self {
-        self.retry_after = Some(after);
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        let seconds = after.as_secs().saturating_add(u64::from(after.subsec_nanos() > 0));
+        self.retry_after = Some(NonZeroU64::new(seconds).unwrap_or(NonZeroU64::MIN));
         self
     }
 
     /// The `Retry-After` value in whole seconds, if one is asked for.
     #[must_use]
     pub fn retry_after_seconds(&self) -> Option<u64> {
-        self.retry_after.map(|after| (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1))
+        self.retry_after.map(NonZeroU64::get)
     }
 
     /// 404 for a path no route serves.
@@ -126,6 +129,11 @@ mod tests {
         use http_body_util::BodyExt as _;
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
         serde_json::from_slice(&bytes).expect("JSON")
+    }
+
+    #[test]
+    fn a_result_of_a_problem_stays_small() {
+        assert!(std::mem::size_of::<Problem>() <= 120, "{}", std::mem::size_of::<Problem>());
     }
 
     #[test]
