@@ -11,6 +11,7 @@ pub mod config;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
+pub mod problem;
 pub mod propagation;
 pub mod service;
 pub mod shutdown;

@@ -4,6 +4,7 @@
 pub mod compute;
 pub mod convert;
 pub mod edge;
+pub mod error;
 pub mod linalg;
 pub mod service;
 pub mod settings;

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::StatusCode;
 
-pub use self::collector::{Collector, CollectorError, LogRecord, Span, Trace, TraceFilter, TraceSummary};
+pub use axiom25_telemetry_query::{LogView as LogRecord, SpanView as Span, TraceDetail as Trace, TraceSummary};
+
+pub use self::collector::{Collector, CollectorError, TraceFilter};
 use self::span_metrics::{Red, Snapshot};
 use crate::backend::Backend;
 use crate::settings::OpsSettings;
