@@ -30,7 +30,7 @@ unit: ## Unit, property and integration tests of every crate (not the container 
 python-test: $(VENV)/.installed ## numpy cross-check of every RPC; OpenTelemetry SDK vs collector; REST contract; web UI in Chromium
 	$(CARGO) build --locked -p axiom25-api -p axiom25-telemetry-collector -p axiom25-ui-gateway
 	AXIOM25_API_BIN=target/debug/axiom25-api AXIOM25_COLLECTOR_BIN=target/debug/axiom25-telemetry-collector \
-		AXIOM25_GATEWAY_BIN=target/debug/axiom25-ui-gateway $(PY) -m pytest -q tests/python
+		AXIOM25_GATEWAY_BIN=target/debug/axiom25-ui-gateway $(PY) -m pytest -q tests/python tools/testkit/tests
 
 $(VENV)/.installed: tests/python/requirements.txt tools/testkit/pyproject.toml
 	python3 -m venv $(VENV)
@@ -114,8 +114,8 @@ bench-collector: $(VENV)/.installed ## Collector throughput, loss and memory und
 bench-gateway: $(VENV)/.installed ## REST through the gateway vs direct gRPC, page weight and render time of /; writes docs/benchmarks/gateway.md
 	$(PY) tools/bench/gateway_report.py
 
-bench-images: ## Image size, build and start times; writes docs/benchmarks/images.md
-	tools/bench/images_report.sh
+bench-images: $(VENV)/.installed ## Image size, build and start times; writes docs/benchmarks/images.md
+	PY=$(PY) tools/bench/images_report.sh
 
 bench-linalg: ## Only the criterion benches of every operation
 	$(CARGO) bench --locked -p axiom25-api --bench linalg

@@ -116,13 +116,16 @@ def test_request_answers_error_statuses_with_their_headers_and_body():
     assert answer.json() == {"a": [[1]]}
 
 
-def test_usage_follows_cpu_time_and_resident_memory_of_a_process():
+def test_usage_follows_the_process_cpu_clock_and_resident_memory():
     before = usage(os.getpid())
-    deadline = time.monotonic() + 0.3
-    while time.monotonic() < deadline:
+    clock, started = time.process_time(), time.monotonic()
+    # Bounded: until the kernel's CPU clock counts 200 ms, for at most 10 s on a busy machine.
+    while time.process_time() - clock < 0.2 and time.monotonic() - started < 10:
         pass
+    used = time.process_time() - clock
     touched = bytearray(b"\x01" * (64 << 20))
     after = usage(os.getpid())
-    assert after.cpu_seconds - before.cpu_seconds >= 0.1
+    # /proc counts in 10 ms ticks: allow two of them.
+    assert after.cpu_seconds - before.cpu_seconds >= used - 0.02
     assert after.resident_bytes - before.resident_bytes >= 48 << 20
     del touched
