@@ -80,7 +80,7 @@ impl Application {
         if let Some(keys) = &keys {
             tokio::spawn(keys.clone().run_reloader(Duration::from_millis(settings.auth.reload_interval_ms)));
         }
-        let ops = Ops::start(&settings.ops, backend.clone());
+        let ops = Ops::start(&settings.ops, backend.clone(), &metrics);
         let app = router(&settings, backend, keys, ops, &metrics);
 
         let readiness = Readiness::new();
