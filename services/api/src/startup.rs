@@ -83,10 +83,9 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
-        let api = MatrixApi::new(
-            Limits { max_rows: limits.max_rows, max_cols: limits.max_cols },
-            ComputeGate::new(limits.max_in_flight, workers),
-        );
+        // The compute gate registers its gauges now, into this api's registry.
+        let gate = metrics.in_scope(|| ComputeGate::new(limits.max_in_flight, workers));
+        let api = MatrixApi::new(Limits { max_rows: limits.max_rows, max_cols: limits.max_cols }, gate);
         let matrix = MatrixServiceServer::new(api)
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_response_bytes());

@@ -76,9 +76,11 @@ impl Application {
         let Self { settings, http, admin, metrics } = self;
         let keys = ApiKeys::load(&settings.auth).context("reading the API key file")?;
         let backend = Backend::new(&settings.api, metrics.clone());
-        tokio::spawn(backend.clone().run_resolver());
+        // Background tasks count into this gateway's registry too.
+        tokio::spawn(metrics.scope(backend.clone().run_resolver()));
         if let Some(keys) = &keys {
-            tokio::spawn(keys.clone().run_reloader(Duration::from_millis(settings.auth.reload_interval_ms)));
+            let reload = Duration::from_millis(settings.auth.reload_interval_ms);
+            tokio::spawn(metrics.scope(keys.clone().run_reloader(reload)));
         }
         let ops = Ops::start(&settings.ops, backend.clone(), &metrics);
         let app = router(&settings, backend, keys, ops, &metrics);
