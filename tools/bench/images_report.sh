@@ -47,7 +47,9 @@ for _ in 1 2 3 4 5; do
 done
 sleep 2
 idle=$(docker stats --no-stream --format '{{.MemUsage}}' "$last" | cut -d/ -f1 | xargs)
-idle_rss=$(awk '/^VmRSS:/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$(docker inspect --format '{{.State.Pid}}' "$last")/status")
+# The test kit's RSS reader (tools/testkit), from the host's /proc.
+idle_rss=$("${PY:-.venv/bin/python}" -c 'import sys; from axiom25_testkit import resident_bytes
+print(f"{resident_bytes(int(sys.argv[1])) / 2**20:.1f} MiB")' "$(docker inspect --format '{{.State.Pid}}' "$last")")
 docker rm -f "$last" >/dev/null
 median_start=$(printf '%s\n' "${starts[@]}" | sort -n | sed -n 3p)
 

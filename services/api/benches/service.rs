@@ -7,13 +7,12 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient;
 use axiom25_proto::matrix::v1::{Matrix, MultiplyRequest};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use axiom25_testkit::resources::Usage;
+use axiom25_testkit::{Binary, RunningBinary};
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -24,27 +23,17 @@ const CLIENTS: usize = 8;
 const WARMUP_PER_CLIENT: usize = 200;
 const CALLS_PER_CLIENT: usize = 2_500;
 
-async fn start() -> (Child, SocketAddr, Duration) {
+/// Starts the binary; returns it once its gRPC health answers SERVING, and how long that took.
+async fn start() -> (RunningBinary, SocketAddr, Duration) {
     let began = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_axiom25-api"))
-        .env_clear()
-        .env("AXIOM25__SERVER__HOST", "127.0.0.1")
-        .env("AXIOM25__SERVER__GRPC_PORT", "0")
-        .env("AXIOM25__SERVER__ADMIN_PORT", "0")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the api starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let port = loop {
-        let line = lines.next_line().await.expect("log").expect("the api listens");
-        let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if entry["message"] == "Listening" {
-            break entry["grpc_port"].as_u64().expect("port") as u16;
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // Measured to gRPC SERVING, not to /readyz: the kit only waits for the Listening line.
+    let api = Binary::new(env!("CARGO_BIN_EXE_axiom25-api"))
+        .ports(&["grpc", "admin"])
+        .wait_ready(false)
+        .start()
+        .await
+        .expect("the api listens");
+    let addr = api.addr("grpc");
     let mut health = HealthClient::new(channel(addr).await);
     loop {
         let status = health.check(HealthCheckRequest { service: String::new() }).await.expect("health");
@@ -52,29 +41,19 @@ async fn start() -> (Child, SocketAddr, Duration) {
             break;
         }
     }
-    (child, addr, began.elapsed())
+    (api, addr, began.elapsed())
 }
 
 async fn channel(addr: SocketAddr) -> Channel {
     Endpoint::from_shared(format!("http://{addr}")).expect("uri").tcp_nodelay(true).connect().await.expect("connect")
 }
 
-fn rss_kib(child: &Child) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id().expect("running"))).expect("proc");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches(" kB").trim().parse().ok())
-        .expect("VmRSS")
+fn rss_kib(api: &RunningBinary) -> u64 {
+    Usage::of(api.pid()).expect("/proc").resident_bytes / 1024
 }
 
-/// CPU seconds (user + system) the process has used, from /proc/PID/stat.
-fn cpu_seconds(child: &Child) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id().expect("running"))).expect("proc");
-    let after_name = stat.rsplit_once(')').expect("stat format").1;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
-    ticks / 100.0
+fn cpu_seconds(api: &RunningBinary) -> f64 {
+    Usage::of(api.pid()).expect("/proc").cpu_seconds
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -97,15 +76,15 @@ fn matrix64(seed: u64) -> Option<Matrix> {
 async fn main() {
     let mut starts = Vec::with_capacity(STARTS);
     for _ in 0..STARTS {
-        let (mut child, _, elapsed) = start().await;
+        let (mut api, _, elapsed) = start().await;
         starts.push(elapsed);
-        let _ = child.kill().await;
+        let _ = api.child.kill().await;
     }
     starts.sort();
 
-    let (child, addr, _) = start().await;
+    let (api, addr, _) = start().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_rss_kib = rss_kib(&child);
+    let idle_rss_kib = rss_kib(&api);
 
     let request = MultiplyRequest { a: matrix64(1), b: matrix64(2) };
     let mut clients = Vec::with_capacity(CLIENTS);
@@ -113,7 +92,7 @@ async fn main() {
         clients.push(MatrixServiceClient::new(channel(addr).await));
     }
     let began = Instant::now();
-    let server_cpu_before = cpu_seconds(&child);
+    let server_cpu_before = cpu_seconds(&api);
     let tasks: Vec<_> = clients
         .into_iter()
         .map(|mut client| {
@@ -137,10 +116,10 @@ async fn main() {
         latencies.extend(task.await.expect("client"));
     }
     let wall = began.elapsed().as_secs_f64();
-    let server_cpu = cpu_seconds(&child) - server_cpu_before;
+    let server_cpu = cpu_seconds(&api) - server_cpu_before;
     latencies.sort();
-    let loaded_rss_kib = rss_kib(&child);
-    drop(child);
+    let loaded_rss_kib = rss_kib(&api);
+    drop(api);
 
     let report = serde_json::json!({
         "start_to_serving_ms": { "runs": STARTS, "p50": percentile(&starts, 0.5), "max": percentile(&starts, 1.0) },

@@ -15,7 +15,7 @@ use metrics::Gauge;
 use tokio::sync::Semaphore;
 use tonic::Status;
 
-use crate::convert::status_from;
+use crate::error::{ApiError, Operands, RETRY_DELAY, Reason, linalg_status};
 use crate::linalg::{CancelToken, LinalgError};
 
 /// Admission control and CPU slots shared by all requests.
@@ -81,37 +81,39 @@ impl ComputeGate {
         }
     }
 
-    /// Runs `work`, estimated at `flops` floating-point operations, on a CPU slot (or in place
-    /// when it is small).
+    /// Runs `work` on `operands`, estimated at `flops` floating-point operations, on a CPU slot
+    /// (or in place when it is small).
     ///
     /// # Errors
-    /// UNAVAILABLE when shed, INTERNAL if the computation panicked (the process survives), or
-    /// the computation's own error.
-    pub async fn run<T, F>(&self, flops: f64, work: F) -> Result<T, Status>
+    /// UNAVAILABLE with `RetryInfo` when shed, INTERNAL if the computation panicked (the process
+    /// survives), or the computation's own error with the operands' shapes in its details.
+    pub async fn run<T, F>(&self, flops: f64, operands: Operands, work: F) -> Result<T, Status>
     where
         T: Send + 'static,
         F: FnOnce(&CancelToken) -> Result<T, LinalgError> + Send + 'static,
     {
         let Ok(_admitted) = Arc::clone(&self.admission).try_acquire_owned() else {
             metrics::counter!("axiom25_api_requests_shed_total").increment(1);
-            return Err(Status::unavailable(format!(
-                "server is at its limit of {} requests in flight; retry with backoff",
-                self.max_in_flight
-            )));
+            return Err(ApiError::new(
+                Reason::Overloaded,
+                format!("server is at its limit of {} requests in flight; retry with backoff", self.max_in_flight),
+            )
+            .meta("maxInFlight", self.max_in_flight)
+            .retry_after(RETRY_DELAY)
+            .into());
         };
         let _in_flight = GaugeGuard::up(&self.in_flight);
         let cancel = CancelToken::default();
         let _cancel_on_drop = CancelOnDrop(cancel.clone());
         if flops < INLINE_FLOPS {
             return match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&cancel))) {
-                Ok(result) => result.map_err(status_from),
+                Ok(result) => result.map_err(|error| linalg_status(error, operands)),
                 Err(_) => Err(panicked()),
             };
         }
-        let worker = Arc::clone(&self.workers)
-            .acquire_owned()
-            .await
-            .map_err(|_| Status::unavailable("server is shutting down"))?;
+        let worker = Arc::clone(&self.workers).acquire_owned().await.map_err(|_| {
+            Status::from(ApiError::new(Reason::ShuttingDown, "server is shutting down").retry_after(RETRY_DELAY))
+        })?;
         let running = GaugeGuard::up(&self.running);
         let task = tokio::task::spawn_blocking(move || {
             // The CPU slot is held until the computation really stops, abandoned or not, so
@@ -124,7 +126,7 @@ impl ComputeGate {
             work(&cancel)
         });
         match task.await {
-            Ok(result) => result.map_err(status_from),
+            Ok(result) => result.map_err(|error| linalg_status(error, operands)),
             Err(_) => Err(panicked()),
         }
     }
@@ -138,6 +140,8 @@ mod tests {
     /// A cost that always takes a worker.
     const BIG: f64 = 1e12;
 
+    const NONE: Operands = Operands { a: crate::error::Shape { rows: 1, cols: 1 }, b: None };
+
     #[tokio::test]
     async fn requests_beyond_the_admission_limit_are_shed_with_unavailable() {
         let gate = ComputeGate::new(1, 1);
@@ -146,7 +150,7 @@ mod tests {
         let busy = {
             let gate = gate.clone();
             tokio::spawn(async move {
-                gate.run(BIG, move |_| {
+                gate.run(BIG, NONE, move |_| {
                     let _ = started_tx.send(());
                     let _ = release_rx.recv();
                     Ok(1)
@@ -155,11 +159,14 @@ mod tests {
             })
         };
         tokio::task::spawn_blocking(move || started_rx.recv()).await.expect("join").expect("started");
-        let shed = gate.run(BIG, |_| Ok(2)).await.expect_err("shed");
+        let shed = gate.run(BIG, NONE, |_| Ok(2)).await.expect_err("shed");
         assert_eq!(shed.code(), Code::Unavailable);
+        let details = tonic_types::StatusExt::get_error_details(&shed);
+        assert_eq!(details.error_info().expect("ErrorInfo").reason, "OVERLOADED");
+        assert_eq!(details.retry_info().expect("RetryInfo").retry_delay, Some(RETRY_DELAY));
         release_tx.send(()).expect("release");
         assert_eq!(busy.await.expect("join").expect("served"), 1);
-        assert_eq!(gate.run(BIG, |_| Ok(3)).await.expect("admitted again"), 3);
+        assert_eq!(gate.run(BIG, NONE, |_| Ok(3)).await.expect("admitted again"), 3);
     }
 
     #[tokio::test]
@@ -168,7 +175,7 @@ mod tests {
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let (seen_tx, seen_rx) = std::sync::mpsc::channel();
         let call = tokio::spawn(async move {
-            gate.run(BIG, move |cancel| {
+            gate.run(BIG, NONE, move |cancel| {
                 let _ = started_tx.send(());
                 while !cancel.is_cancelled() {
                     std::thread::sleep(std::time::Duration::from_millis(1));
@@ -189,10 +196,11 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_computation_is_an_internal_error_not_a_crash() {
         let gate = ComputeGate::new(4, 1);
-        let status = gate.run(BIG, |_| -> Result<(), LinalgError> { panic!("boom") }).await.expect_err("internal");
+        let status =
+            gate.run(BIG, NONE, |_| -> Result<(), LinalgError> { panic!("boom") }).await.expect_err("internal");
         assert_eq!(status.code(), Code::Internal);
-        assert_eq!(gate.run(BIG, |_| Ok(7)).await.expect("still serving"), 7);
-        let inline = gate.run(1.0, |_| -> Result<(), LinalgError> { panic!("small boom") }).await;
+        assert_eq!(gate.run(BIG, NONE, |_| Ok(7)).await.expect("still serving"), 7);
+        let inline = gate.run(1.0, NONE, |_| -> Result<(), LinalgError> { panic!("small boom") }).await;
         assert_eq!(inline.expect_err("internal").code(), Code::Internal);
     }
 }

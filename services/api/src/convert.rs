@@ -1,10 +1,11 @@
-//! The boundary between the wire and the domain: validates proto matrices into [`Dense`] and maps
-//! [`LinalgError`] to gRPC statuses, in one place (CONTRACTS §2 status table).
+//! The boundary between the wire and the domain: validates proto matrices into [`Dense`] and
+//! converts results back (CONTRACTS §2 status table; the answers are built by [`crate::error`]).
 
 use axiom25_proto::matrix::v1::Matrix;
 use tonic::Status;
 
-use crate::linalg::{Dense, LinalgError};
+use crate::error::{ApiError, Reason};
+use crate::linalg::Dense;
 
 /// Size limits every input matrix is checked against.
 #[derive(Debug, Clone, Copy)]
@@ -20,34 +21,54 @@ pub struct Limits {
 /// # Errors
 /// INVALID_ARGUMENT for a missing matrix, a zero dimension, a `data` length that is not
 /// rows·cols or a value that is not finite; RESOURCE_EXHAUSTED for a dimension above the limits.
+/// Each with its [`Reason`] and the field at fault (see [`crate::error`]).
 pub fn dense_from_proto(field: &str, matrix: Option<Matrix>, limits: Limits) -> Result<Dense, Status> {
     let Some(Matrix { rows, cols, data }) = matrix else {
-        return Err(Status::invalid_argument(format!("{field}: required matrix is missing")));
+        return Err(ApiError::new(Reason::MatrixMissing, format!("{field}: required matrix is missing"))
+            .field(field)
+            .into());
     };
+    let shape = format!("{rows}x{cols}");
     if rows == 0 || cols == 0 {
-        return Err(Status::invalid_argument(format!(
-            "{field}: shape {rows}×{cols} has a zero dimension; rows and cols must be at least 1"
-        )));
+        return Err(ApiError::new(
+            Reason::ZeroDimension,
+            format!("{field}: shape {rows}×{cols} has a zero dimension; rows and cols must be at least 1"),
+        )
+        .field(field)
+        .meta("shape", shape)
+        .into());
     }
     if rows > limits.max_rows || cols > limits.max_cols {
-        return Err(Status::resource_exhausted(format!(
-            "{field}: shape {rows}×{cols} exceeds the limit of {}×{}",
-            limits.max_rows, limits.max_cols
-        )));
+        return Err(ApiError::new(
+            Reason::DimensionTooLarge,
+            format!("{field}: shape {rows}×{cols} exceeds the limit of {}×{}", limits.max_rows, limits.max_cols),
+        )
+        .field(field)
+        .meta("shape", shape)
+        .meta("maxShape", format!("{}x{}", limits.max_rows, limits.max_cols))
+        .into());
     }
     let expected = u64::from(rows) * u64::from(cols);
     if data.len() as u64 != expected {
-        return Err(Status::invalid_argument(format!(
-            "{field}: data has {} values but shape {rows}×{cols} needs {expected}",
-            data.len()
-        )));
+        return Err(ApiError::new(
+            Reason::DataLengthMismatch,
+            format!("{field}: data has {} values but shape {rows}×{cols} needs {expected}", data.len()),
+        )
+        .field(format!("{field}.data"))
+        .meta("shape", shape)
+        .meta("length", data.len())
+        .into());
     }
     if let Some(index) = data.iter().position(|value| !value.is_finite()) {
         let (row, col) = (index / cols as usize, index % cols as usize);
-        return Err(Status::invalid_argument(format!(
-            "{field}: data[{index}] (row {row}, col {col}) is {}; every value must be finite",
-            data[index]
-        )));
+        return Err(ApiError::new(
+            Reason::NonFiniteValue,
+            format!("{field}: data[{index}] (row {row}, col {col}) is {}; every value must be finite", data[index]),
+        )
+        .field(format!("{field}.data[{index}]"))
+        .meta("shape", shape)
+        .element(row, col)
+        .into());
     }
     Ok(Dense::new(rows as usize, cols as usize, data))
 }
@@ -58,21 +79,6 @@ pub fn dense_to_proto(matrix: Dense) -> Matrix {
     // Shapes come from validated inputs (≤ the u32 limits), so they fit.
     let (rows, cols) = (matrix.rows() as u32, matrix.cols() as u32);
     Matrix { rows, cols, data: matrix.into_data() }
-}
-
-/// The gRPC status for a domain error.
-#[must_use]
-pub fn status_from(error: LinalgError) -> Status {
-    let message = error.to_string();
-    match error {
-        _ if error.is_precondition() => Status::failed_precondition(message),
-        _ if error.is_invalid_argument() => Status::invalid_argument(message),
-        LinalgError::Cancelled => Status::cancelled(message),
-        _ => {
-            tracing::error!(%message, "Computation failed");
-            Status::internal(message)
-        }
-    }
 }
 
 #[cfg(test)]
@@ -109,5 +115,27 @@ mod tests {
             assert_eq!(status.code(), code, "{}", status.message());
             assert!(status.message().contains(text), "{:?} lacks {text:?}", status.message());
         }
+    }
+
+    #[test]
+    fn each_invalid_input_names_its_reason_and_field_path_in_the_details() {
+        use tonic_types::StatusExt as _;
+        let cases = [
+            (None, "MATRIX_MISSING", "b"),
+            (matrix(0, 2, vec![]), "ZERO_DIMENSION", "b"),
+            (matrix(5, 1, vec![0.0; 5]), "DIMENSION_TOO_LARGE", "b"),
+            (matrix(2, 2, vec![1.0; 3]), "DATA_LENGTH_MISMATCH", "b.data"),
+            (matrix(2, 2, vec![1.0, 1.0, 1.0, f64::NAN]), "NON_FINITE_VALUE", "b.data[3]"),
+        ];
+        for (input, reason, field) in cases {
+            let details = dense_from_proto("b", input, LIMITS).expect_err("invalid").get_error_details();
+            let info = details.error_info().expect("ErrorInfo");
+            assert_eq!((info.reason.as_str(), info.domain.as_str()), (reason, crate::error::DOMAIN));
+            assert_eq!(info.metadata["field"], "b", "{reason}");
+            assert_eq!(details.bad_request().expect("BadRequest").field_violations[0].field, field, "{reason}");
+        }
+        let nan = dense_from_proto("a", matrix(2, 2, vec![1.0, 1.0, 1.0, f64::NAN]), LIMITS).expect_err("NaN");
+        let metadata = nan.get_error_details().error_info().expect("ErrorInfo").metadata.clone();
+        assert_eq!((metadata["row"].as_str(), metadata["col"].as_str(), metadata["shape"].as_str()), ("1", "1", "2x2"));
     }
 }

@@ -6,6 +6,8 @@
 //!   CANCELLED at the same instant, so the answer is due a little earlier (2 %, at least 2 ms).
 //! - RESOURCE_EXHAUSTED for an oversize request message, where tonic's decoder answers
 //!   OUT_OF_RANGE. The service itself never answers OUT_OF_RANGE, so the mapping is unambiguous.
+//!
+//! Both answers carry their `ErrorInfo` (see [`crate::error`]) like every other error.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -16,6 +18,8 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tonic::Status;
 use tower::{Layer, Service};
+
+use crate::error::{ApiError, Reason};
 
 /// See the module documentation.
 #[derive(Debug, Clone, Copy)]
@@ -93,8 +97,9 @@ where
                     && deadline.poll(cx).is_ready()
                 {
                     metrics::counter!("axiom25_api_deadline_exceeded_total").increment(1);
-                    let status = Status::deadline_exceeded("the client's deadline passed; the call was abandoned");
-                    return Poll::Ready(Ok(status.into_http()));
+                    let status =
+                        ApiError::new(Reason::DeadlineExceeded, "the client's deadline passed; the call was abandoned");
+                    return Poll::Ready(Ok(Status::from(status).into_http()));
                 }
                 return Poll::Pending;
             }
@@ -105,9 +110,13 @@ where
                 "request message exceeds the limit of {} bytes (limits.max_message_bytes)",
                 this.max_message_bytes
             );
-            headers.insert("grpc-status", HeaderValue::from_static("8"));
-            if let Ok(value) = HeaderValue::from_str(&message) {
-                headers.insert("grpc-message", value);
+            let status = Status::from(
+                ApiError::new(Reason::MessageTooLarge, message).meta("maxMessageBytes", *this.max_message_bytes),
+            );
+            // Replaces grpc-status, grpc-message and grpc-status-details-bin; it fails only for
+            // a message that is not a valid header, which this one always is.
+            if status.add_header(headers).is_err() {
+                headers.insert("grpc-status", HeaderValue::from_static("8"));
             }
         }
         Poll::Ready(Ok(response))
@@ -187,6 +196,9 @@ mod tests {
         });
         let response = EdgeLayer::new(1024).layer(slow).oneshot(grpc_request(Some("100m"))).await.expect("response");
         assert_eq!(response.headers()["grpc-status"], "4");
+        let status = Status::from_header_map(response.headers()).expect("a status");
+        let reason = tonic_types::StatusExt::get_error_details(&status).error_info().map(|info| info.reason.clone());
+        assert_eq!(reason.as_deref(), Some("DEADLINE_EXCEEDED"));
         assert!(dropped_rx.await.is_err(), "the call's future was dropped, not left running");
     }
 
@@ -198,6 +210,11 @@ mod tests {
         let response: Response<String> =
             EdgeLayer::new(4096).layer(decoder_refusal).oneshot(grpc_request(None)).await.expect("response");
         assert_eq!(response.headers()["grpc-status"], "8");
-        assert!(response.headers()["grpc-message"].to_str().expect("ascii").contains("4096 bytes"));
+        let status = Status::from_header_map(response.headers()).expect("a status");
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(status.message().contains("4096 bytes"), "{}", status.message());
+        let details = tonic_types::StatusExt::get_error_details(&status);
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!((info.reason.as_str(), info.metadata["maxMessageBytes"].as_str()), ("MESSAGE_TOO_LARGE", "4096"));
     }
 }

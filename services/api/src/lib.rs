@@ -4,6 +4,7 @@
 pub mod compute;
 pub mod convert;
 pub mod edge;
+pub mod error;
 pub mod faults;
 pub mod linalg;
 pub mod release;

@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 
 use crate::compute::ComputeGate;
 use crate::convert::{Limits, dense_from_proto, dense_to_proto};
+use crate::error::{ApiError, Operands, Reason};
 use crate::linalg::{self, DecompositionKind, Dense};
 
 /// The Matrix service.
@@ -48,10 +49,18 @@ fn decomposition_kind(kind: i32) -> Result<DecompositionKind, Status> {
         Ok(Decomposition::Cholesky) => Ok(DecompositionKind::Cholesky),
         Ok(Decomposition::Svd) => Ok(DecompositionKind::Svd),
         Ok(Decomposition::Eigen) => Ok(DecompositionKind::Eigen),
-        Ok(Decomposition::Unspecified) => {
-            Err(Status::invalid_argument("kind: DECOMPOSITION_UNSPECIFIED; choose LU, QR, CHOLESKY, SVD or EIGEN"))
+        Ok(Decomposition::Unspecified) => Err(ApiError::new(
+            Reason::InvalidDecomposition,
+            "kind: DECOMPOSITION_UNSPECIFIED; choose LU, QR, CHOLESKY, SVD or EIGEN",
+        )
+        .field("kind")
+        .into()),
+        Err(_) => {
+            Err(ApiError::new(Reason::InvalidDecomposition, format!("kind: {kind} is not a known Decomposition value"))
+                .field("kind")
+                .meta("value", kind)
+                .into())
         }
-        Err(_) => Err(Status::invalid_argument(format!("kind: {kind} is not a known Decomposition value"))),
     }
 }
 
@@ -61,7 +70,8 @@ impl MatrixService for MatrixApi {
         let MultiplyRequest { a, b } = request.into_inner();
         let (a, b) = (dense_from_proto("a", a, self.limits)?, dense_from_proto("b", b, self.limits)?);
         let flops = 2.0 * dims(&a) * b.cols() as f64;
-        let result = self.gate.run(flops, move |cancel| linalg::multiply(&a, &b, cancel)).await?;
+        let result =
+            self.gate.run(flops, Operands::two(&a, &b), move |cancel| linalg::multiply(&a, &b, cancel)).await?;
         Ok(Response::new(MultiplyResponse { result: Some(dense_to_proto(result)) }))
     }
 
@@ -69,19 +79,20 @@ impl MatrixService for MatrixApi {
         let SolveRequest { a, b } = request.into_inner();
         let (a, b) = (dense_from_proto("a", a, self.limits)?, dense_from_proto("b", b, self.limits)?);
         let flops = cubic(&a) + 2.0 * dims(&a) * b.cols() as f64;
-        let result = self.gate.run(flops, move |cancel| linalg::solve(&a, &b, cancel)).await?;
+        let result = self.gate.run(flops, Operands::two(&a, &b), move |cancel| linalg::solve(&a, &b, cancel)).await?;
         Ok(Response::new(SolveResponse { result: Some(dense_to_proto(result)) }))
     }
 
     async fn invert(&self, request: Request<InvertRequest>) -> Result<Response<InvertResponse>, Status> {
         let a = dense_from_proto("a", request.into_inner().a, self.limits)?;
-        let result = self.gate.run(3.0 * cubic(&a), move |cancel| linalg::invert(&a, cancel)).await?;
+        let result =
+            self.gate.run(3.0 * cubic(&a), Operands::one(&a), move |cancel| linalg::invert(&a, cancel)).await?;
         Ok(Response::new(InvertResponse { result: Some(dense_to_proto(result)) }))
     }
 
     async fn determinant(&self, request: Request<DeterminantRequest>) -> Result<Response<DeterminantResponse>, Status> {
         let a = dense_from_proto("a", request.into_inner().a, self.limits)?;
-        let value = self.gate.run(cubic(&a), move |cancel| linalg::determinant(&a, cancel)).await?;
+        let value = self.gate.run(cubic(&a), Operands::one(&a), move |cancel| linalg::determinant(&a, cancel)).await?;
         Ok(Response::new(DeterminantResponse { value }))
     }
 
@@ -89,7 +100,10 @@ impl MatrixService for MatrixApi {
         let DecomposeRequest { a, kind } = request.into_inner();
         let a = dense_from_proto("a", a, self.limits)?;
         let kind = decomposition_kind(kind)?;
-        let factors = self.gate.run(20.0 * cubic(&a), move |cancel| linalg::decompose(&a, kind, cancel)).await?;
+        let factors = self
+            .gate
+            .run(20.0 * cubic(&a), Operands::one(&a), move |cancel| linalg::decompose(&a, kind, cancel))
+            .await?;
         let factors: HashMap<String, _> =
             factors.into_iter().map(|(name, factor)| (name.to_owned(), dense_to_proto(factor))).collect();
         Ok(Response::new(DecomposeResponse { factors }))
@@ -97,7 +111,8 @@ impl MatrixService for MatrixApi {
 
     async fn analyze(&self, request: Request<AnalyzeRequest>) -> Result<Response<AnalyzeResponse>, Status> {
         let a = dense_from_proto("a", request.into_inner().a, self.limits)?;
-        let analysis = self.gate.run(20.0 * cubic(&a), move |cancel| linalg::analyze(&a, cancel)).await?;
+        let analysis =
+            self.gate.run(20.0 * cubic(&a), Operands::one(&a), move |cancel| linalg::analyze(&a, cancel)).await?;
         // Shapes and ranks are bounded by the u32 limits of validated input.
         Ok(Response::new(AnalyzeResponse {
             rows: analysis.rows as u32,
@@ -122,6 +137,9 @@ mod tests {
         let unspecified = decomposition_kind(0).expect_err("unspecified");
         assert_eq!(unspecified.code(), tonic::Code::InvalidArgument);
         assert!(unspecified.message().starts_with("kind:"));
+        let details = tonic_types::StatusExt::get_error_details(&unspecified);
+        assert_eq!(details.error_info().expect("ErrorInfo").reason, "INVALID_DECOMPOSITION");
+        assert_eq!(details.bad_request().expect("BadRequest").field_violations[0].field, "kind");
         assert_eq!(decomposition_kind(99).expect_err("unknown").code(), tonic::Code::InvalidArgument);
     }
 }

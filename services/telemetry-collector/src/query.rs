@@ -1,14 +1,18 @@
 //! The query API on the admin port (CONTRACTS §4): services, traces, one trace, logs.
 //!
-//! Every error is an RFC 9457 `application/problem+json` body. Empty query parameters count as
-//! absent (HTML forms send them); unknown ones are ignored.
+//! The answers' types and routes live in `axiom25-telemetry-query`, shared with the ui-gateway's
+//! client. Every error is an RFC 9457 `application/problem+json` body (the workspace's one
+//! [`Problem`] type). Empty query parameters count as absent (HTML forms send them); unknown ones
+//! are ignored.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axiom25_observability::problem::Problem;
+use axiom25_telemetry_query::{LOGS_PATH, SERVICES_PATH, TRACE_PATH, TRACES_PATH};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -40,13 +44,7 @@ impl IntoResponse for QueryError {
             Self::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
             Self::TraceNotFound(_) => StatusCode::NOT_FOUND,
         };
-        let body = serde_json::json!({
-            "type": "about:blank",
-            "title": status.canonical_reason().unwrap_or("Error"),
-            "status": status.as_u16(),
-            "detail": self.to_string(),
-        });
-        (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+        Problem::about_blank(status, self.to_string()).into_response()
     }
 }
 
@@ -61,10 +59,10 @@ type Parameters = Result<Query<HashMap<String, String>>, QueryRejection>;
 /// Routes `GET /api/v1/services`, `/api/v1/traces`, `/api/v1/traces/{trace_id}` and `/api/v1/logs`.
 pub fn router(spans: Arc<SpanStore>, logs: Arc<LogStore>) -> Router {
     Router::new()
-        .route("/api/v1/services", get(services))
-        .route("/api/v1/traces", get(traces))
-        .route("/api/v1/traces/{trace_id}", get(trace))
-        .route("/api/v1/logs", get(logs_of))
+        .route(SERVICES_PATH, get(services))
+        .route(TRACES_PATH, get(traces))
+        .route(TRACE_PATH, get(trace))
+        .route(LOGS_PATH, get(logs_of))
         .with_state(Stores { spans, logs })
 }
 
@@ -147,7 +145,7 @@ fn shown(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
-    use axum::http::Request;
+    use axum::http::{Request, header};
     use http_body_util::BodyExt;
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -262,6 +260,23 @@ mod tests {
         assert_eq!((status, content_type.as_str()), (StatusCode::NOT_FOUND, "application/problem+json"));
         assert_eq!((&body["title"], &body["status"]), (&json!("Not Found"), &json!(404)));
         assert!(body["detail"].as_str().unwrap().contains(unknown));
+    }
+
+    #[tokio::test]
+    async fn every_answer_reads_back_through_the_shared_types_as_the_store_holds_it() {
+        use axiom25_telemetry_query::trace_path;
+        let (spans, logs) = stores();
+        let trace_id = parse_trace_id(TRACE).unwrap();
+        let read = |uri: String| async move { get(&uri).await.2 };
+        let services: ServiceList = serde_json::from_value(read(SERVICES_PATH.to_owned()).await).unwrap();
+        assert_eq!(services, spans.services());
+        let traces: TraceList = serde_json::from_value(read(format!("{TRACES_PATH}?limit=5")).await).unwrap();
+        assert_eq!(traces, spans.traces(&TraceQuery { limit: 5, ..TraceQuery::default() }));
+        let trace: TraceDetail = serde_json::from_value(read(trace_path(TRACE)).await).unwrap();
+        assert_eq!(Some(trace), spans.trace(&trace_id));
+        let found: LogList = serde_json::from_value(read(format!("{LOGS_PATH}?trace_id={TRACE}")).await).unwrap();
+        assert_eq!(found, logs.logs(&LogQuery { trace_id: Some(trace_id), limit: MAX_LIMIT }));
+        assert_eq!(found.logs.len(), 1);
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use axiom25_telemetry_query::span_metrics;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -20,10 +21,10 @@ use serde::Deserialize;
 
 use crate::exposition::{self, MetricType};
 
-/// The calls counter.
-pub const CALLS_METRIC: &str = "traces_span_metrics_calls_total";
+/// The calls counter (its name is shared with the gateway, which reads it).
+pub const CALLS_METRIC: &str = span_metrics::CALLS;
 /// The duration histogram, in seconds.
-pub const DURATION_METRIC: &str = "traces_span_metrics_duration_seconds";
+pub const DURATION_METRIC: &str = span_metrics::DURATION;
 /// Spans counted in the overflow series because `max_series` label sets existed.
 pub const OVERFLOW_SPANS_METRIC: &str = "axiom25_collector_spanmetrics_overflow_spans_total";
 /// Label sets currently kept, the overflow series not included.
@@ -301,10 +302,10 @@ impl SpanMetrics {
             .into_iter()
             .map(|(service, name, series)| {
                 let mut labels = String::new();
-                exposition::push_label(&mut labels, "service_name", &service);
-                exposition::push_label(&mut labels, "span_kind", series.kind.as_str_name());
-                exposition::push_label(&mut labels, "span_name", &name);
-                exposition::push_label(&mut labels, "status_code", series.status.as_str_name());
+                exposition::push_label(&mut labels, span_metrics::SERVICE_NAME, &service);
+                exposition::push_label(&mut labels, span_metrics::SPAN_KIND, series.kind.as_str_name());
+                exposition::push_label(&mut labels, span_metrics::SPAN_NAME, &name);
+                exposition::push_label(&mut labels, span_metrics::STATUS_CODE, series.status.as_str_name());
                 (labels, series)
             })
             .collect();

@@ -9,17 +9,16 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient;
 use axiom25_proto::matrix::v1::{Matrix, MultiplyRequest};
+use axiom25_testkit::resources::Usage;
+use axiom25_testkit::{Binary, RunningBinary};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tonic::transport::Endpoint;
 
 const N: usize = 16;
@@ -28,41 +27,21 @@ const CALLS_PER_ROUND: usize = 6_000;
 const WARMUP: usize = 500;
 const CONCURRENCY: &[usize] = &[1, 8, 32];
 
-/// Starts a service binary on free loopback ports; returns it and the ports its `Listening` line names.
-async fn start(binary: &str, env: &[(&str, String)]) -> (Child, serde_json::Value) {
-    let mut command = Command::new(binary);
-    command
-        .env_clear()
-        .env("AXIOM25__SERVER__HOST", "127.0.0.1")
-        .env("AXIOM25__TELEMETRY__LOG_LEVEL", "warn,axiom25=info");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let mut child =
-        command.stdout(Stdio::piped()).kill_on_drop(true).spawn().unwrap_or_else(|error| panic!("{binary}: {error}"));
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let listening = loop {
-        let line = lines.next_line().await.expect("log").unwrap_or_else(|| panic!("{binary} exited before listening"));
-        let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if entry["message"] == "Listening" {
-            break entry;
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, listening)
+/// Starts a service binary on free loopback ports, logging at `warn` but for its `Listening` line.
+async fn start(binary: &str, ports: &[&str], env: &[(&str, String)]) -> RunningBinary {
+    Binary::new(binary)
+        .ports(ports)
+        .env("AXIOM25__TELEMETRY__LOG_LEVEL", "warn,axiom25=info")
+        .envs(env.iter().map(|(key, value)| (key, value)))
+        .start()
+        .await
+        .unwrap_or_else(|error| panic!("{binary}: {error:#}"))
 }
 
-fn proc_stat(child: &Child) -> (f64, u64) {
-    let pid = child.id().expect("running");
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let fields: Vec<&str> = stat.rsplit_once(") ").expect("comm").1.split(' ').collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let rss = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok());
-    (ticks / 100.0, rss.unwrap_or(0))
+/// CPU seconds used so far and resident KiB.
+fn proc_stat(service: &RunningBinary) -> (f64, u64) {
+    let usage = Usage::of(service.pid()).expect("/proc");
+    (usage.cpu_seconds, usage.resident_bytes / 1024)
 }
 
 fn matrix(seed: u64) -> Matrix {
@@ -143,20 +122,15 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
 async fn main() {
     let api_bin = std::env::var("AXIOM25_API_BIN")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/axiom25-api").into());
-    fn ports(names: &[&'static str]) -> Vec<(&'static str, String)> {
-        names.iter().map(|name| (*name, "0".to_owned())).collect()
-    }
-    let (api, api_listening) =
-        start(&api_bin, &ports(&["AXIOM25__SERVER__GRPC_PORT", "AXIOM25__SERVER__ADMIN_PORT"])).await;
-    let api_addr = SocketAddr::from(([127, 0, 0, 1], api_listening["grpc_port"].as_u64().unwrap() as u16));
-    let mut gateway_env = ports(&["AXIOM25__SERVER__HTTP_PORT", "AXIOM25__SERVER__ADMIN_PORT"]);
-    gateway_env.extend([
+    let api = start(&api_bin, &["grpc", "admin"], &[]).await;
+    let api_addr = api.addr("grpc");
+    let gateway_env = [
         ("AXIOM25__API__ENDPOINT", format!("http://{api_addr}")),
         ("AXIOM25__RATE_LIMIT__REQUESTS_PER_SECOND", "0".into()),
         ("AXIOM25__OPS__COLLECTOR_ENDPOINT", String::new()),
-    ]);
-    let (gateway, gateway_listening) = start(env!("CARGO_BIN_EXE_axiom25-ui-gateway"), &gateway_env).await;
-    let gateway_addr = SocketAddr::from(([127, 0, 0, 1], gateway_listening["http_port"].as_u64().unwrap() as u16));
+    ];
+    let gateway = start(env!("CARGO_BIN_EXE_axiom25-ui-gateway"), &["http", "admin"], &gateway_env).await;
+    let gateway_addr = gateway.addr("http");
 
     round(Path::Grpc(api_addr), 4, WARMUP).await;
     round(Path::Rest(gateway_addr), 4, WARMUP).await;

@@ -13,13 +13,14 @@ use http_body_util::{BodyExt as _, Limited};
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use tonic::Code;
+use tonic_types::StatusExt as _;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::backend::{Backend, BackendError};
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemSchema};
 use crate::settings::LimitSettings;
 
 /// Path of the OpenAPI document.
@@ -268,31 +269,31 @@ pub struct Analysis {
 pub enum ErrorResponses {
     /// Malformed JSON, ragged rows, a value that is not a number, shapes that do not fit.
     #[response(status = 400, content_type = "application/problem+json", headers(("x-trace-id" = String, description = "Trace of this request")))]
-    BadRequest(#[to_schema] Problem),
+    BadRequest(#[to_schema] ProblemSchema),
     /// Missing or invalid API key (only when keys are configured).
     #[response(status = 401, content_type = "application/problem+json", headers(("x-trace-id" = String, description = "Trace of this request"), ("www-authenticate" = String, description = "Bearer")))]
-    Unauthorized(Problem),
+    Unauthorized(ProblemSchema),
     /// Body or matrix over the limits.
     #[response(status = 413, content_type = "application/problem+json", headers(("x-trace-id" = String, description = "Trace of this request")))]
-    TooLarge(Problem),
+    TooLarge(ProblemSchema),
     /// The body is not JSON.
     #[response(status = 415, content_type = "application/problem+json", headers(("x-trace-id" = String, description = "Trace of this request")))]
-    UnsupportedMediaType(Problem),
+    UnsupportedMediaType(ProblemSchema),
     /// Singular, not positive definite, or a result that overflows.
     #[response(status = 422, content_type = "application/problem+json", headers(("x-trace-id" = String, description = "Trace of this request")))]
-    Unprocessable(Problem),
+    Unprocessable(ProblemSchema),
     /// Over the request rate.
     #[response(status = 429, content_type = "application/problem+json", headers(("x-trace-id" = String, description = "Trace of this request"), ("retry-after" = u64, description = "Seconds to wait")))]
-    TooManyRequests(Problem),
+    TooManyRequests(ProblemSchema),
     /// The api answered with an unexpected error.
     #[response(status = 502, content_type = "application/problem+json", headers(("x-trace-id" = String, description = "Trace of this request")))]
-    BadGateway(Problem),
+    BadGateway(ProblemSchema),
     /// The api is unavailable or shedding load.
     #[response(status = 503, content_type = "application/problem+json", headers(("x-trace-id" = String, description = "Trace of this request"), ("retry-after" = u64, description = "Seconds to wait")))]
-    Unavailable(Problem),
+    Unavailable(ProblemSchema),
     /// The api did not answer within the deadline.
     #[response(status = 504, content_type = "application/problem+json", headers(("x-trace-id" = String, description = "Trace of this request")))]
-    GatewayTimeout(Problem),
+    GatewayTimeout(ProblemSchema),
 }
 
 /// Reads and decodes a JSON body: 415 unless JSON, 413 over the limit, 400 naming the place of
@@ -403,43 +404,63 @@ fn problem_from(error: BackendError) -> Problem {
             "Gateway Timeout",
             format!("the api did not answer within {} ms", after.as_millis()),
         ),
-        BackendError::Status(status) => {
-            let message = status.message().to_owned();
-            let problem = match status.code() {
-                Code::InvalidArgument => {
-                    Problem::new(StatusCode::BAD_REQUEST, "invalid-argument", "Invalid matrix", message.clone())
-                }
-                Code::FailedPrecondition => Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "unprocessable",
-                    "Unprocessable matrix",
-                    message.clone(),
-                ),
-                Code::ResourceExhausted => {
-                    Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Matrix too large", message.clone())
-                }
-                Code::Unavailable => Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "backend-unavailable",
-                    "Service Unavailable",
-                    format!("the api is unavailable: {message}"),
-                )
-                .retry_after(std::time::Duration::from_secs(1)),
-                Code::DeadlineExceeded => {
-                    Problem::new(StatusCode::GATEWAY_TIMEOUT, "deadline-exceeded", "Gateway Timeout", message.clone())
-                }
-                code => bad_gateway(&format!("the api failed with {code:?}: {message}")),
-            };
-            // The api names the field first ("a: ..." or "a is 2×3 and b is ..."): point at it;
-            // a shape mismatch is shown at b, the operand that does not fit a.
-            let field = message.split([':', ' ']).next().unwrap_or_default();
-            match field {
-                "a" if message.starts_with("a is ") && message.contains(" and b is ") => problem.at("/b"),
-                "a" | "b" | "kind" if status.code() != Code::Unavailable => problem.at(format!("/{field}")),
-                _ => problem,
-            }
-        }
+        BackendError::Status(status) => problem_from_status(&status),
     }
+}
+
+/// The REST answer for an api error status. The code chooses the HTTP status; the `google.rpc`
+/// details, never the message text, give the `pointer` (the `BadRequest` field violation, down to
+/// the element when `ErrorInfo` names its row and column), the `detail` (the violation's
+/// description) and the `reason`, and `RetryInfo` gives `Retry-After`.
+fn problem_from_status(status: &tonic::Status) -> Problem {
+    let details = status.get_error_details();
+    let violation = details.bad_request().and_then(|bad_request| bad_request.field_violations.first());
+    let info = details.error_info();
+    let detail = violation.map_or_else(|| status.message().to_owned(), |violation| violation.description.clone());
+    let problem = match status.code() {
+        Code::InvalidArgument => Problem::new(StatusCode::BAD_REQUEST, "invalid-argument", "Invalid matrix", detail),
+        Code::FailedPrecondition => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", "Unprocessable matrix", detail)
+        }
+        Code::ResourceExhausted => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Matrix too large", detail),
+        Code::Unavailable => {
+            let retry_after = details.retry_info().and_then(|retry| retry.retry_delay).unwrap_or(DEFAULT_RETRY_AFTER);
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "backend-unavailable",
+                "Service Unavailable",
+                format!("the api is unavailable: {detail}"),
+            )
+            .retry_after(retry_after)
+        }
+        Code::DeadlineExceeded => {
+            Problem::new(StatusCode::GATEWAY_TIMEOUT, "deadline-exceeded", "Gateway Timeout", detail)
+        }
+        code => return bad_gateway(&format!("the api failed with {code:?}: {}", status.message())),
+    };
+    let problem = match info {
+        Some(info) if !info.reason.is_empty() => problem.because(info.reason.clone()),
+        _ => problem,
+    };
+    match violation.and_then(|violation| pointer_of(&violation.field, info.map(|info| &info.metadata))) {
+        Some(pointer) => problem.at(pointer),
+        None => problem,
+    }
+}
+
+/// `Retry-After` of a 503 from an api that gave no `RetryInfo`.
+const DEFAULT_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The JSON pointer into the REST body of a gRPC field path (`a`, `b.data[3]`, `kind`): the REST
+/// body names its members as the gRPC request does, and a matrix's element is `/{field}/{row}/{col}`
+/// when the `ErrorInfo` metadata names its `row` and `col`.
+fn pointer_of(field_path: &str, metadata: Option<&std::collections::HashMap<String, String>>) -> Option<String> {
+    let top = field_path.split(['.', '[']).next().filter(|top| matches!(*top, "a" | "b" | "kind"))?;
+    let index = |key: &str| metadata?.get(key)?.parse::<u32>().ok();
+    Some(match (index("row"), index("col")) {
+        (Some(row), Some(col)) if top != "kind" => format!("/{top}/{row}/{col}"),
+        _ => format!("/{top}"),
+    })
 }
 
 impl RestState {
@@ -551,7 +572,7 @@ async fn analyze(State(state): State<RestState>, request: Request) -> Result<Jso
 #[openapi(
     info(title = "AXIOM-25 Matrix REST API", description = "Dense linear algebra over HTTP (CONTRACTS §3). Errors are RFC 9457 problem documents."),
     modifiers(&Security),
-    components(schemas(Problem)),
+    components(schemas(ProblemSchema)),
     security((), ("bearer" = []), ("apiKey" = [])),
     tags((name = "matrix", description = "Matrix operations"))
 )]
@@ -640,18 +661,34 @@ mod tests {
         assert!(parse(r#"{"a": [[1]]}"#).unwrap_err().1.contains("missing field `b`"));
     }
 
+    /// A status as the api builds it: `ErrorInfo` with `reason` and `metadata`, and a
+    /// `BadRequest` violation of `field` when one is given.
+    fn detailed(
+        code: Code,
+        message: &str,
+        reason: &str,
+        field: Option<&str>,
+        metadata: &[(&str, &str)],
+    ) -> tonic::Status {
+        let mut details = tonic_types::ErrorDetails::new();
+        let metadata: std::collections::HashMap<String, String> =
+            metadata.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect();
+        details.set_error_info(reason, "matrix.axiom25", metadata);
+        if let Some(field) = field {
+            details.add_bad_request_violation(field, format!("{field} is at fault: {message}"));
+        }
+        tonic::Status::with_error_details(code, message, details)
+    }
+
     #[test]
     fn api_statuses_become_the_contract_s_http_statuses() {
         let cases = [
-            (tonic::Status::invalid_argument("a: shape 0×1 has a zero dimension"), 400, Some("/a")),
-            (
-                tonic::Status::invalid_argument("a is 2×3 and b is 2×2: multiply needs a.cols == b.rows"),
-                400,
-                Some("/b"),
-            ),
-            (tonic::Status::failed_precondition("a is singular"), 422, Some("/a")),
-            (tonic::Status::resource_exhausted("a: shape 2000×1 exceeds the limit"), 413, Some("/a")),
-            (tonic::Status::unavailable("shedding"), 503, None),
+            (detailed(Code::InvalidArgument, "zero", "ZERO_DIMENSION", Some("a"), &[]), 400, Some("/a")),
+            (detailed(Code::InvalidArgument, "misfit", "SHAPE_MISMATCH", Some("b"), &[]), 400, Some("/b")),
+            (detailed(Code::FailedPrecondition, "singular", "SINGULAR_MATRIX", Some("a"), &[]), 422, Some("/a")),
+            (detailed(Code::ResourceExhausted, "big", "DIMENSION_TOO_LARGE", Some("a"), &[]), 413, Some("/a")),
+            (detailed(Code::ResourceExhausted, "big", "MESSAGE_TOO_LARGE", None, &[]), 413, None),
+            (detailed(Code::Unavailable, "shedding", "OVERLOADED", None, &[]), 503, None),
             (tonic::Status::deadline_exceeded("late"), 504, None),
             (tonic::Status::internal("bug"), 502, None),
         ];
@@ -660,8 +697,47 @@ mod tests {
             assert_eq!(problem.status, expected, "{problem:?}");
             assert_eq!(problem.pointer.as_deref(), pointer, "{problem:?}");
         }
-        let unavailable = problem_from(BackendError::Status(tonic::Status::unavailable("x")));
-        assert!(unavailable.retry_after.is_some());
+    }
+
+    #[test]
+    fn the_pointer_and_detail_come_from_the_details_not_the_message() {
+        // The message names another field, or none: only the details count.
+        let status = detailed(Code::InvalidArgument, "a is wrong", "SHAPE_MISMATCH", Some("b"), &[]);
+        let problem = problem_from_status(&status);
+        assert_eq!(problem.pointer.as_deref(), Some("/b"));
+        assert_eq!(problem.detail, "b is at fault: a is wrong");
+        assert_eq!(problem.reason.as_deref(), Some("SHAPE_MISMATCH"));
+
+        let element = detailed(
+            Code::InvalidArgument,
+            "not symmetric",
+            "NOT_SYMMETRIC",
+            Some("a.data[5]"),
+            &[("row", "1"), ("col", "2")],
+        );
+        assert_eq!(problem_from_status(&element).pointer.as_deref(), Some("/a/1/2"));
+        let kind =
+            detailed(Code::InvalidArgument, "no", "INVALID_DECOMPOSITION", Some("kind"), &[("row", "1"), ("col", "2")]);
+        assert_eq!(problem_from_status(&kind).pointer.as_deref(), Some("/kind"));
+
+        // A message that names a field but no details: no pointer is guessed from the text.
+        let bare = problem_from_status(&tonic::Status::invalid_argument("a: shape 0×1 has a zero dimension"));
+        assert_eq!((bare.pointer, bare.reason), (None, None));
+        assert_eq!(bare.detail, "a: shape 0×1 has a zero dimension");
+        // A field the REST body does not have is not pointed at.
+        let unknown = detailed(Code::InvalidArgument, "x", "X", Some("options.tolerance"), &[]);
+        assert_eq!(problem_from_status(&unknown).pointer, None);
+    }
+
+    #[test]
+    fn retry_after_of_a_shed_call_is_the_api_s_retry_info() {
+        let mut details = tonic_types::ErrorDetails::new();
+        details.set_retry_info(Some(std::time::Duration::from_millis(2500)));
+        let shed = tonic::Status::with_error_details(Code::Unavailable, "at the limit", details);
+        let problem = problem_from_status(&shed);
+        assert_eq!((problem.status, problem.retry_after_seconds()), (503, Some(3)));
+        let without = problem_from_status(&tonic::Status::unavailable("x"));
+        assert_eq!(without.retry_after_seconds(), Some(DEFAULT_RETRY_AFTER.as_secs()));
     }
 
     #[test]

@@ -1,45 +1,27 @@
 //! Spawning the api for tests: in-process on port 0, or as the real binary for signal tests.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::Stdio;
-use std::time::Duration;
+use std::ops::{Deref, DerefMut};
 
 use axiom25_api::{Application, Settings};
 use axiom25_proto::matrix::v1::Matrix;
 use axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use axiom25_testkit::{Binary, HttpClient, InProcess, RunningBinary};
 use tonic::transport::{Channel, Endpoint};
 
-/// An api running inside the test process.
+/// An api running inside the test process; stopped when dropped.
 pub struct TestApp {
     pub grpc_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub client: MatrixServiceClient<Channel>,
     pub channel: Channel,
-    stop: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    running: InProcess<()>,
 }
 
 impl TestApp {
     /// Stops the app and waits for it.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(handle) = self.handle.take() {
-            handle.await.expect("app task").expect("app ran");
-        }
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub async fn stop(self) {
+        self.running.stop().await.expect("app ran");
     }
 }
 
@@ -62,19 +44,14 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     tweak(&mut settings);
     let app = Application::build(settings).await.expect("app builds");
     let (grpc_addr, admin_addr) = (app.grpc_addr(), app.admin_addr());
-    let (stop, stopped) = oneshot::channel();
-    let handle = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-        "test"
-    }));
+    let running = axiom25_testkit::spawn((), |stop| app.run_until_stopped(stop));
     let channel = connect(grpc_addr).await;
     TestApp {
         grpc_addr,
         admin_addr,
         client: MatrixServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20),
         channel,
-        stop: Some(stop),
-        handle: Some(handle),
+        running,
     }
 }
 
@@ -118,62 +95,46 @@ pub fn dominant(n: u32) -> Option<Matrix> {
 
 /// GET on an admin port: (status, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let path = path.to_owned();
-    tokio::task::spawn_blocking(move || axiom25_observability::admin::http_get(addr, &path, Duration::from_secs(5)))
-        .await
-        .expect("join")
-        .expect("admin answers")
+    let answer = HttpClient::new().get(addr, path).await.expect("admin answers");
+    (answer.status.as_u16(), answer.text())
 }
 
-/// The real api binary, for tests that need signals or process-wide telemetry.
+/// The real api binary, for tests that need signals or process-wide telemetry: a
+/// [`RunningBinary`] with its two addresses.
 pub struct ApiProcess {
-    pub child: Child,
     pub grpc_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    binary: RunningBinary,
 }
 
 impl ApiProcess {
-    /// Starts the binary with `env` on free loopback ports and waits until it listens.
+    /// Starts the binary with `env` on free loopback ports and waits until it is ready.
     pub async fn start(env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_axiom25-api"));
-        command
-            .env_clear()
-            .env("AXIOM25__SERVER__HOST", "127.0.0.1")
-            .env("AXIOM25__SERVER__GRPC_PORT", "0")
-            .env("AXIOM25__SERVER__ADMIN_PORT", "0")
+        let binary = Binary::new(env!("CARGO_BIN_EXE_axiom25-api"))
+            .ports(&["grpc", "admin"])
             .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("api binary starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let (grpc_port, admin_port) = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(line) = lines.next_line().await.expect("read log") {
-                let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-                if entry["message"] == "Listening" {
-                    let port = |key: &str| entry[key].as_u64().expect("port logged") as u16;
-                    return (port("grpc_port"), port("admin_port"));
-                }
-            }
-            panic!("the api exited before listening");
-        })
-        .await
-        .expect("the api listens within 20 s");
-        // Keep draining stdout so the process never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        Self {
-            child,
-            grpc_addr: SocketAddr::new(localhost, grpc_port),
-            admin_addr: SocketAddr::new(localhost, admin_port),
-        }
+            .start()
+            .await
+            .expect("the api binary starts and gets ready");
+        Self { grpc_addr: binary.addr("grpc"), admin_addr: binary.addr("admin"), binary }
     }
 
-    /// Sends SIGTERM, as Kubernetes and Docker do.
+    /// Sends SIGTERM, as Kubernetes and Docker do, without waiting for the exit.
     pub async fn terminate(&self) {
-        let pid = self.child.id().expect("running").to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs");
-        assert!(status.success());
+        self.binary.signal_term().expect("SIGTERM sent");
+    }
+}
+
+impl Deref for ApiProcess {
+    type Target = RunningBinary;
+
+    fn deref(&self) -> &RunningBinary {
+        &self.binary
+    }
+}
+
+impl DerefMut for ApiProcess {
+    fn deref_mut(&mut self) -> &mut RunningBinary {
+        &mut self.binary
     }
 }

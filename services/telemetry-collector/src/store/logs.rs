@@ -3,10 +3,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use axiom25_telemetry_query::{LogList, LogView};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
-use serde::Serialize;
-use serde_json::{Map, Value};
 
 use super::{
     Attribute, AttributeValue, DEFAULT_LIMIT, LogStoreSettings, MAX_LIMIT, SpanId, StoreMetrics, StoreStats, TraceId,
@@ -38,32 +37,6 @@ impl Default for LogQuery {
     fn default() -> Self {
         Self { trace_id: None, limit: DEFAULT_LIMIT }
     }
-}
-
-/// `GET /api/v1/logs`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LogList {
-    /// Matching records, by time.
-    pub logs: Vec<LogView>,
-}
-
-/// One log record as the query API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LogView {
-    /// The record's time, or its observed time when the source left it unset.
-    pub time_unix_nano: u64,
-    /// Severity as the source wrote it, often empty.
-    pub severity_text: String,
-    /// The body as JSON; a string body stays a string.
-    pub body: Value,
-    /// `service.name` of the record's resource.
-    pub service: String,
-    /// 32 lowercase hex digits, empty when the record belongs to no trace.
-    pub trace_id: String,
-    /// 16 lowercase hex digits, empty when the record belongs to no span.
-    pub span_id: String,
-    /// Record attributes.
-    pub attributes: Map<String, Value>,
 }
 
 /// A log record in the compact form the store keeps.
@@ -270,7 +243,7 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValueList};
     use opentelemetry_proto::tonic::logs::v1::ScopeLogs;
     use opentelemetry_proto::tonic::resource::v1::Resource;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::super::test_support::{attribute, string_attribute};
     use super::*;

@@ -16,8 +16,11 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 
-pub use logs::{LogList, LogQuery, LogStore, LogView};
-pub use spans::{ServiceList, ServiceSummary, SpanStore, SpanView, TraceDetail, TraceList, TraceQuery, TraceSummary};
+pub use axiom25_telemetry_query::{
+    LogList, LogView, ServiceList, ServiceSummary, SpanView, TraceDetail, TraceList, TraceSummary,
+};
+pub use logs::{LogQuery, LogStore};
+pub use spans::{SpanStore, TraceQuery};
 
 /// Traces (or logs) answered when the query names no limit.
 pub const DEFAULT_LIMIT: usize = 20;

@@ -4,12 +4,11 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use axiom25_telemetry_query::{ServiceList, ServiceSummary, SpanView, TraceDetail, TraceList, TraceSummary};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
-use serde::Serialize;
-use serde_json::{Map, Value};
 
 use super::{
     Attribute, DEFAULT_LIMIT, MAX_LIMIT, SpanId, SpanStoreSettings, StoreMetrics, StoreStats, TraceId, attributes,
@@ -45,84 +44,6 @@ impl Default for TraceQuery {
     fn default() -> Self {
         Self { service: None, min_duration_ms: None, error: None, limit: DEFAULT_LIMIT }
     }
-}
-
-/// `GET /api/v1/services`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ServiceList {
-    /// Services with spans in the store, by name.
-    pub services: Vec<ServiceSummary>,
-}
-
-/// A service and how many of its spans the store holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ServiceSummary {
-    /// `service.name` of the spans' resource.
-    pub name: String,
-    /// Spans held.
-    pub span_count: usize,
-}
-
-/// `GET /api/v1/traces`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TraceList {
-    /// Matching traces, newest (by start time) first.
-    pub traces: Vec<TraceSummary>,
-}
-
-/// One trace at a glance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TraceSummary {
-    /// 32 lowercase hex digits.
-    pub trace_id: String,
-    /// Service of the root span (the span without parent, else the earliest).
-    pub root_service: String,
-    /// Name of the root span.
-    pub root_name: String,
-    /// Earliest span start.
-    pub start_time_unix_nano: u64,
-    /// From the earliest start to the latest end.
-    pub duration_ns: u64,
-    /// Spans held.
-    pub span_count: usize,
-    /// Whether any span has `STATUS_CODE_ERROR`.
-    pub error: bool,
-}
-
-/// `GET /api/v1/traces/{trace_id}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TraceDetail {
-    /// 32 lowercase hex digits.
-    pub trace_id: String,
-    /// Every span held, by start time.
-    pub spans: Vec<SpanView>,
-}
-
-/// One span as the query API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SpanView {
-    /// 32 lowercase hex digits.
-    pub trace_id: String,
-    /// 16 lowercase hex digits.
-    pub span_id: String,
-    /// 16 lowercase hex digits, empty for a root span.
-    pub parent_span_id: String,
-    /// `service.name` of the span's resource.
-    pub service: String,
-    /// Span name.
-    pub name: String,
-    /// Enum name, e.g. `SPAN_KIND_SERVER`.
-    pub kind: &'static str,
-    /// Start time.
-    pub start_time_unix_nano: u64,
-    /// End time.
-    pub end_time_unix_nano: u64,
-    /// Enum name, e.g. `STATUS_CODE_ERROR`.
-    pub status_code: &'static str,
-    /// Status message, often empty.
-    pub status_message: String,
-    /// Span attributes.
-    pub attributes: Map<String, Value>,
 }
 
 /// A span in the compact form the store keeps; its trace id is its trace's key.
@@ -172,10 +93,10 @@ impl StoredSpan {
             parent_span_id: self.parent_span_id.map_or_else(String::new, |parent| hex(&parent)),
             service: self.service.to_string(),
             name: self.name.to_string(),
-            kind: SpanKind::try_from(self.kind).unwrap_or(SpanKind::Unspecified).as_str_name(),
+            kind: SpanKind::try_from(self.kind).unwrap_or(SpanKind::Unspecified).as_str_name().into(),
             start_time_unix_nano: self.start,
             end_time_unix_nano: self.end,
-            status_code: StatusCode::try_from(self.status_code).unwrap_or(StatusCode::Unset).as_str_name(),
+            status_code: StatusCode::try_from(self.status_code).unwrap_or(StatusCode::Unset).as_str_name().into(),
             status_message: self.status_message.to_string(),
             attributes: attributes_json(&self.attributes),
         }
@@ -259,7 +180,7 @@ impl TraceEntry {
             root_name: root.map(|span| span.name.to_string()).unwrap_or_default(),
             start_time_unix_nano: self.start,
             duration_ns: self.duration(),
-            span_count: self.spans.len(),
+            span_count: self.spans.len() as u64,
             error: self.error,
         }
     }
@@ -393,7 +314,7 @@ impl SpanStore {
             index
                 .services
                 .iter()
-                .map(|(name, entry)| ServiceSummary { name: name.to_string(), span_count: entry.spans })
+                .map(|(name, entry)| ServiceSummary { name: name.to_string(), span_count: entry.spans as u64 })
                 .collect()
         };
         services.sort_unstable_by(|a, b| a.name.cmp(&b.name));
@@ -696,7 +617,7 @@ mod tests {
         let detail = store.trace(&trace_id_from(&trace_id(2)).unwrap()).unwrap();
         let view = &detail.spans[0];
         assert_eq!(
-            (view.name.as_str(), view.kind, view.status_code),
+            (view.name.as_str(), view.kind.as_ref(), view.status_code.as_ref()),
             ("", "SPAN_KIND_UNSPECIFIED", "STATUS_CODE_UNSET")
         );
         assert_eq!(view.parent_span_id, "");

@@ -47,12 +47,12 @@ async fn a_burst_gets_backpressure_stays_under_the_memory_limit_and_loses_nothin
 
     let done = Arc::new(AtomicBool::new(false));
     let peak = Arc::new(AtomicU64::new(0));
-    let pid = collector.child.id().expect("running");
+    let pid = collector.pid();
     let sampler = {
         let (done, peak) = (Arc::clone(&done), Arc::clone(&peak));
         tokio::spawn(async move {
             while !done.load(Ordering::Relaxed) {
-                if let Some(bytes) = resident_bytes(pid) {
+                if let Ok(bytes) = axiom25_testkit::resources::resident_bytes(pid) {
                     peak.fetch_max(bytes, Ordering::Relaxed);
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -105,12 +105,12 @@ async fn a_burst_gets_backpressure_stays_under_the_memory_limit_and_loses_nothin
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let exposition = collector.exposition().await;
-    let received = sample_sum(&exposition, "otelcol_receiver_accepted_spans_total", &[]);
-    let stored = sample(&exposition, "axiom25_collector_store_items", &[("store", "spans")]).unwrap_or(0.0);
-    let evicted = sample(&exposition, "axiom25_collector_store_evicted_spans_total", &[]).unwrap_or(0.0);
+    let received = exposition.sum("otelcol_receiver_accepted_spans_total", &[]);
+    let stored = exposition.value("axiom25_collector_store_items", &[("store", "spans")]).unwrap_or(0.0);
+    let evicted = exposition.value("axiom25_collector_store_evicted_spans_total", &[]).unwrap_or(0.0);
     assert_eq!(received, accepted as f64, "the collector counted what the client was told it accepted");
     assert_eq!(stored + evicted, received, "every accepted span is stored or counted as evicted");
-    let metrics = sample_sum(&exposition, "traces_span_metrics_calls_total", &[("service_name", "burst")]);
+    let metrics = exposition.sum("traces_span_metrics_calls_total", &[("service_name", "burst")]);
     assert_eq!(metrics, accepted as f64, "span metrics saw every accepted span");
 
     TraceServiceClient::new(channel).export(heavy_request(999_999)).await.expect("still serving after the burst");

@@ -55,10 +55,10 @@ async fn settled_counts(a: &CollectorProcess) -> (f64, f64, f64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let exposition = a.exposition().await;
-        let accepted = sample_sum(&exposition, "otelcol_receiver_accepted_spans_total", &[]);
-        let sent = sample(&exposition, "otelcol_exporter_sent_spans_total", TRACES).unwrap_or(0.0);
-        let dropped = sample_sum(&exposition, "axiom25_collector_dropped_items_total", &[("signal", "traces")]);
-        let queued = sample(&exposition, "otelcol_exporter_queue_size", TRACES).unwrap_or(0.0);
+        let accepted = exposition.sum("otelcol_receiver_accepted_spans_total", &[]);
+        let sent = exposition.value("otelcol_exporter_sent_spans_total", TRACES).unwrap_or(0.0);
+        let dropped = exposition.sum("axiom25_collector_dropped_items_total", &[("signal", "traces")]);
+        let queued = exposition.value("otelcol_exporter_queue_size", TRACES).unwrap_or(0.0);
         if queued == 0.0 && sent + dropped == accepted {
             return (accepted, sent, dropped);
         }

@@ -1,15 +1,15 @@
 //! Spawning the collector for tests on free loopback ports, and talking to it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
-
-use std::process::Stdio;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axiom25_telemetry_collector::startup::Addresses;
 use axiom25_telemetry_collector::store::SpanStore;
 use axiom25_telemetry_collector::{Application, Settings};
-use http_body_util::{BodyExt, Full};
+pub use axiom25_testkit::Exposition;
+use axiom25_testkit::{Binary, HttpClient, InProcess, RunningBinary};
 use hyper::body::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
@@ -18,18 +18,15 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::Trac
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span, status};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 
-/// A collector running inside the test process.
+/// A collector running inside the test process; stopped when dropped.
 pub struct TestCollector {
     pub addresses: Addresses,
     pub channel: Channel,
     /// Its span store, readable after it stopped.
     pub spans: Arc<SpanStore>,
-    stop: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    running: InProcess<()>,
 }
 
 impl TestCollector {
@@ -46,13 +43,8 @@ impl TestCollector {
     }
 
     /// Stops the collector and waits until it has flushed and exited.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(handle) = self.handle.take() {
-            handle.await.expect("collector task").expect("collector ran");
-        }
+    pub async fn stop(self) {
+        self.running.stop().await.expect("collector ran");
     }
 
     /// GET on the admin port, answer parsed as JSON.
@@ -62,23 +54,13 @@ impl TestCollector {
     }
 
     /// The `/metrics` exposition.
-    pub async fn exposition(&self) -> String {
-        let (status, _, body) = request(self.addresses.admin, "GET", "/metrics", &[], Vec::new()).await;
-        assert_eq!(status, 200);
-        String::from_utf8(body.to_vec()).expect("utf-8 exposition")
+    pub async fn exposition(&self) -> Exposition {
+        exposition(self.addresses.admin).await
     }
 
     /// POST to the OTLP/HTTP port.
     pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> HttpAnswer {
         request(self.addresses.http, "POST", path, headers, body).await
-    }
-}
-
-impl Drop for TestCollector {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
@@ -110,20 +92,16 @@ pub async fn start(settings: Settings) -> TestCollector {
     let app = Application::build(settings).await.expect("collector builds");
     let addresses = app.addresses().expect("addresses");
     let spans = app.span_store();
-    let (stop, stopped) = oneshot::channel();
-    let handle = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-        "test"
-    }));
+    let running = axiom25_testkit::spawn((), |stop| app.run_until_stopped(stop));
     let channel =
         Endpoint::from_shared(format!("http://{}", addresses.grpc)).expect("uri").connect().await.expect("connects");
-    TestCollector { addresses, channel, spans, stop: Some(stop), handle: Some(handle) }
+    TestCollector { addresses, channel, spans, running }
 }
 
 /// Status, headers and body of an HTTP answer.
 pub type HttpAnswer = (u16, http::HeaderMap, Bytes);
 
-/// One HTTP/1.1 request on a fresh connection.
+/// One HTTP/1.1 request.
 pub async fn request(
     addr: SocketAddr,
     method: &str,
@@ -131,20 +109,16 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> HttpAnswer {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-    let mut builder = http::Request::builder().method(method).uri(format!("http://{addr}{path}"));
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let request = builder.body(Full::new(Bytes::from(body))).expect("request");
-    let response = tokio::time::timeout(Duration::from_secs(30), client.request(request))
-        .await
-        .expect("answer within 30 s")
-        .expect("HTTP answer");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.expect("body").to_bytes();
-    (status, headers, body)
+    let method = http::Method::from_bytes(method.as_bytes()).expect("method");
+    let answer = HttpClient::new().send(method, addr, path, headers, body).await.expect("HTTP answer within 30 s");
+    (answer.status.as_u16(), answer.headers, answer.body)
+}
+
+/// The `/metrics` exposition of the admin port `admin`.
+pub async fn exposition(admin: SocketAddr) -> Exposition {
+    let answer = HttpClient::new().get(admin, "/metrics").await.expect("/metrics answers");
+    assert_eq!(answer.status, 200);
+    Exposition::parse(&answer.text()).expect("a valid exposition")
 }
 
 pub fn string_attribute(key: &str, value: &str) -> KeyValue {
@@ -200,116 +174,59 @@ pub fn traces(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
     }
 }
 
-/// The value of the sample `name{labels...}` in an exposition (labels matched as a subset).
-pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    exposition.lines().filter(|line| !line.starts_with('#')).find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-        if metric != name {
-            return None;
-        }
-        let all = labels.iter().all(|(key, value)| rest.contains(&format!("{key}=\"{value}\"")));
-        if all { value.parse().ok() } else { None }
-    })
-}
-
-/// Sum of every sample of `name` matching `labels`.
-pub fn sample_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    exposition
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-            let all = labels.iter().all(|(key, value)| rest.contains(&format!("{key}=\"{value}\"")));
-            (metric == name && all).then(|| value.parse::<f64>().ok()).flatten()
-        })
-        .sum()
-}
-
 /// The real collector binary, for tests that need a process of its own: its own `/metrics`
-/// counters, its own resident size, signals.
+/// counters, its own resident size, signals. A [`RunningBinary`] with its addresses.
 pub struct CollectorProcess {
-    pub child: tokio::process::Child,
     pub addresses: Addresses,
+    binary: RunningBinary,
 }
 
 impl CollectorProcess {
-    /// Starts the binary with `env` on free loopback ports and waits until it listens.
+    /// Starts the binary with `env` on free loopback ports and waits until it is ready.
     pub async fn start(env: &[(&str, &str)]) -> Self {
-        use tokio::io::{AsyncBufReadExt as _, BufReader};
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_axiom25-telemetry-collector"))
-            .env_clear()
-            .env("AXIOM25__SERVER__HOST", "127.0.0.1")
-            .env("AXIOM25__SERVER__GRPC_PORT", "0")
-            .env("AXIOM25__SERVER__HTTP_PORT", "0")
-            .env("AXIOM25__SERVER__ADMIN_PORT", "0")
+        let binary = Binary::new(env!("CARGO_BIN_EXE_axiom25-telemetry-collector"))
+            .ports(&["grpc", "http", "admin"])
             .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the collector binary starts");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let listening = loop {
-            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-                .await
-                .expect("listening within 30 s")
-                .expect("stdout readable")
-                .expect("the collector exited before listening");
-            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if entry["message"] == "Listening" {
-                break entry;
-            }
-        };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let port = |key: &str| listening[key].as_u64().and_then(|port| u16::try_from(port).ok()).expect("port");
-        let at = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let addresses =
-            Addresses { grpc: at(port("grpc_port")), http: at(port("http_port")), admin: at(port("admin_port")) };
-        Self { child, addresses }
+            .start()
+            .await
+            .expect("the collector binary starts and gets ready");
+        let addresses = Addresses { grpc: binary.addr("grpc"), http: binary.addr("http"), admin: binary.addr("admin") };
+        Self { addresses, binary }
     }
 
     /// Its `/metrics` exposition.
-    pub async fn exposition(&self) -> String {
-        let (status, _, body) = request(self.addresses.admin, "GET", "/metrics", &[], Vec::new()).await;
-        assert_eq!(status, 200);
-        String::from_utf8(body.to_vec()).expect("utf-8")
+    pub async fn exposition(&self) -> Exposition {
+        exposition(self.addresses.admin).await
     }
 
     /// SIGTERM, then the exit status.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().expect("running");
-        let killed = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
-        assert!(killed.success());
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.expect("exits").expect("status")
+        self.binary.terminate(Duration::from_secs(30)).await.expect("exits on SIGTERM")
     }
 }
 
-/// Resident set size of process `pid`, from `/proc`.
-pub fn resident_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+impl Deref for CollectorProcess {
+    type Target = RunningBinary;
+
+    fn deref(&self) -> &RunningBinary {
+        &self.binary
+    }
+}
+
+impl DerefMut for CollectorProcess {
+    fn deref_mut(&mut self) -> &mut RunningBinary {
+        &mut self.binary
+    }
 }
 
 /// Calls `path` on a gRPC server with `payload` as the raw message bytes, over a plain HTTP/2
 /// client (no tonic codec, so any bytes can be sent); returns the `grpc-status` answered.
 pub async fn raw_grpc_status(addr: SocketAddr, path: &str, payload: &[u8]) -> Option<String> {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<Full<Bytes>>();
     let mut frame = vec![0];
     frame.extend_from_slice(&u32::try_from(payload.len()).expect("small").to_be_bytes());
     frame.extend_from_slice(payload);
-    let request = http::Request::post(format!("http://{addr}{path}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(Full::new(Bytes::from(frame)))
-        .expect("request");
-    let response = client.request(request).await.expect("answer");
-    let headers = response.headers().clone();
-    let trailers = response.into_body().collect().await.expect("body").trailers().cloned();
-    let status = headers.get("grpc-status").or_else(|| trailers.as_ref().and_then(|t| t.get("grpc-status")));
+    let headers = [("content-type", "application/grpc"), ("te", "trailers")];
+    let answer = HttpClient::http2_only().post(addr, path, &headers, frame).await.expect("answer");
+    let status = answer.headers.get("grpc-status").or_else(|| answer.trailers.get("grpc-status"));
     status.map(|value| value.to_str().unwrap_or_default().to_owned())
 }

@@ -106,19 +106,13 @@ fn the_rust_otlp_exporters_are_understood_over_grpc_and_http() {
     meter_provider.shutdown().expect("metrics flushed");
     let exposition = collector_runtime.block_on(collector.exposition());
     assert_eq!(
-        sample(&exposition, "shop_orders_total", &[("job", "rust-metrics"), ("region", "eu")]),
+        exposition.value("shop_orders_total", &[("job", "rust-metrics"), ("region", "eu")]),
         Some(7.0),
         "{exposition}"
     );
-    assert_eq!(
-        sample(&exposition, "shop_latency_seconds_bucket", &[("job", "rust-metrics"), ("le", "0.1")]),
-        Some(1.0)
-    );
-    assert_eq!(
-        sample(&exposition, "shop_latency_seconds_bucket", &[("job", "rust-metrics"), ("le", "+Inf")]),
-        Some(2.0)
-    );
-    assert_eq!(sample(&exposition, "shop_latency_seconds_count", &[("job", "rust-metrics")]), Some(2.0));
+    assert_eq!(exposition.value("shop_latency_seconds_bucket", &[("job", "rust-metrics"), ("le", "0.1")]), Some(1.0));
+    assert_eq!(exposition.value("shop_latency_seconds_bucket", &[("job", "rust-metrics"), ("le", "+Inf")]), Some(2.0));
+    assert_eq!(exposition.value("shop_latency_seconds_count", &[("job", "rust-metrics")]), Some(2.0));
 
     drop(_entered);
     collector_runtime.block_on(collector.stop());

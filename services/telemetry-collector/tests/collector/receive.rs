@@ -43,11 +43,11 @@ async fn a_trace_sent_over_grpc_is_queryable_and_counted_in_span_metrics() {
         ("span_kind", "SPAN_KIND_CLIENT"),
         ("status_code", "STATUS_CODE_ERROR"),
     ];
-    assert_eq!(sample(&exposition, "traces_span_metrics_calls_total", &labels), Some(1.0), "{exposition}");
+    assert_eq!(exposition.value("traces_span_metrics_calls_total", &labels), Some(1.0), "{exposition}");
     let within_5ms = [labels.as_slice(), &[("le", "0.005")]].concat();
-    assert_eq!(sample(&exposition, "traces_span_metrics_duration_seconds_bucket", &within_5ms), Some(1.0));
+    assert_eq!(exposition.value("traces_span_metrics_duration_seconds_bucket", &within_5ms), Some(1.0));
     let within_2_5ms = [labels.as_slice(), &[("le", "0.0025")]].concat();
-    assert_eq!(sample(&exposition, "traces_span_metrics_duration_seconds_bucket", &within_2_5ms), Some(0.0));
+    assert_eq!(exposition.value("traces_span_metrics_duration_seconds_bucket", &within_2_5ms), Some(0.0));
     collector.stop().await;
 }
 
@@ -197,6 +197,6 @@ async fn logs_are_queryable_by_trace_and_metrics_are_re_exposed() {
     }
     let exposition = collector.exposition().await;
     let labels = [("job", "payments"), ("queue", "orders")];
-    assert_eq!(sample(&exposition, "orders_processed_total", &labels), Some(82.0), "deltas add up: {exposition}");
+    assert_eq!(exposition.value("orders_processed_total", &labels), Some(82.0), "deltas add up: {exposition}");
     collector.stop().await;
 }

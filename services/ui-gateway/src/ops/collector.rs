@@ -1,15 +1,17 @@
-//! A small HTTP/1 client of the telemetry-collector's admin and query port (CONTRACTS §4).
+//! A small HTTP/1 client of the telemetry-collector's admin and query port (CONTRACTS §4); the
+//! answers' types and routes are the collector's own, from `axiom25-telemetry-query`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
+use axiom25_telemetry_query::{
+    LOGS_PATH, LogList, LogView, TRACES_PATH, TraceDetail, TraceList, TraceSummary, trace_path,
+};
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 /// Largest answer read from the collector; a trace or a metrics page is far below it.
@@ -35,91 +37,6 @@ pub struct Collector {
     endpoint: String,
     timeout: Duration,
     client: Client<HttpConnector, Empty<Bytes>>,
-}
-
-/// One trace in the list of recent traces.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TraceSummary {
-    /// 32 lowercase hex digits.
-    pub trace_id: String,
-    /// Service of the root span.
-    #[serde(default)]
-    pub root_service: String,
-    /// Name of the root span.
-    #[serde(default)]
-    pub root_name: String,
-    /// Start, Unix nanoseconds.
-    pub start_time_unix_nano: u64,
-    /// Duration in nanoseconds.
-    pub duration_ns: u64,
-    /// Spans received so far.
-    pub span_count: u64,
-    /// Whether any span failed.
-    pub error: bool,
-}
-
-#[derive(Deserialize)]
-struct TraceList {
-    traces: Vec<TraceSummary>,
-}
-
-/// One span of a trace.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Span {
-    /// 16 lowercase hex digits.
-    pub span_id: String,
-    /// Empty for a root span.
-    #[serde(default)]
-    pub parent_span_id: String,
-    /// Service that recorded it.
-    pub service: String,
-    /// Span name.
-    pub name: String,
-    /// e.g. `SPAN_KIND_SERVER`.
-    pub kind: String,
-    /// Start, Unix nanoseconds.
-    pub start_time_unix_nano: u64,
-    /// End, Unix nanoseconds.
-    pub end_time_unix_nano: u64,
-    /// e.g. `STATUS_CODE_ERROR`.
-    pub status_code: String,
-    /// Often empty.
-    #[serde(default)]
-    pub status_message: String,
-    /// Span attributes.
-    #[serde(default)]
-    pub attributes: BTreeMap<String, serde_json::Value>,
-}
-
-/// A trace with its spans.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Trace {
-    /// Its spans.
-    pub spans: Vec<Span>,
-}
-
-/// One log record.
-#[derive(Debug, Clone, Deserialize)]
-pub struct LogRecord {
-    /// Unix nanoseconds.
-    pub time_unix_nano: u64,
-    /// e.g. `ERROR`.
-    #[serde(default)]
-    pub severity_text: String,
-    /// The message; a string or any JSON value.
-    #[serde(default)]
-    pub body: serde_json::Value,
-    /// Service that logged it.
-    #[serde(default)]
-    pub service: String,
-    /// Span it was logged in, if any.
-    #[serde(default)]
-    pub span_id: String,
-}
-
-#[derive(Deserialize)]
-struct LogList {
-    logs: Vec<LogRecord>,
 }
 
 /// Filters of the list of recent traces.
@@ -183,7 +100,7 @@ impl Collector {
     /// # Errors
     /// When the collector gives no usable answer.
     pub async fn traces(&self, limit: usize, filter: TraceFilter) -> Result<Vec<TraceSummary>, CollectorError> {
-        let mut path = format!("/api/v1/traces?limit={limit}");
+        let mut path = format!("{TRACES_PATH}?limit={limit}");
         if filter.error {
             path.push_str("&error=true");
         }
@@ -197,8 +114,8 @@ impl Collector {
     ///
     /// # Errors
     /// When the collector gives no usable answer.
-    pub async fn trace(&self, id: &str) -> Result<Option<Trace>, CollectorError> {
-        match self.get_json(&format!("/api/v1/traces/{id}")).await {
+    pub async fn trace(&self, id: &str) -> Result<Option<TraceDetail>, CollectorError> {
+        match self.get_json(&trace_path(id)).await {
             Err(CollectorError::Status(StatusCode::NOT_FOUND)) => Ok(None),
             other => other.map(Some),
         }
@@ -208,7 +125,7 @@ impl Collector {
     ///
     /// # Errors
     /// When the collector gives no usable answer.
-    pub async fn logs(&self, id: &str) -> Result<Vec<LogRecord>, CollectorError> {
-        Ok(self.get_json::<LogList>(&format!("/api/v1/logs?trace_id={id}")).await?.logs)
+    pub async fn logs(&self, id: &str) -> Result<Vec<LogView>, CollectorError> {
+        Ok(self.get_json::<LogList>(&format!("{LOGS_PATH}?trace_id={id}")).await?.logs)
     }
 }

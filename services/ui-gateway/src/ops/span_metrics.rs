@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-const CALLS: &str = "traces_span_metrics_calls_total";
-const BUCKET: &str = "traces_span_metrics_duration_seconds_bucket";
-const COUNT: &str = "traces_span_metrics_duration_seconds_count";
-const ERROR: &str = "STATUS_CODE_ERROR";
+use axiom25_telemetry_query::span_metrics::{
+    CALLS, DURATION_BUCKET as BUCKET, DURATION_COUNT as COUNT, SERVICE_NAME, SPAN_NAME, STATUS_CODE,
+    STATUS_CODE_ERROR as ERROR,
+};
 
 /// One route or RPC: the service that served it and its span name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -82,14 +82,14 @@ pub fn parse(text: &str, taken_at: Instant) -> Result<Snapshot, ParseError> {
         let value = parse_float(value).ok_or_else(|| error("value is not a number"))?;
         let label = |key: &str| labels.iter().find(|(name, _)| name == key).map(|(_, value)| value.as_str());
         let operation = Operation {
-            service: label("service_name").unwrap_or_default().to_owned(),
-            span_name: label("span_name").unwrap_or_default().to_owned(),
+            service: label(SERVICE_NAME).unwrap_or_default().to_owned(),
+            span_name: label(SPAN_NAME).unwrap_or_default().to_owned(),
         };
         let totals = operations.entry(operation).or_default();
         match name {
             CALLS => {
                 totals.calls += value;
-                if label("status_code") == Some(ERROR) {
+                if label(STATUS_CODE) == Some(ERROR) {
                     totals.errors += value;
                 }
             }

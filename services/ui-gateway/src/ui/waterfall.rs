@@ -134,6 +134,7 @@ mod tests {
 
     fn span(id: &str, parent: &str, service: &str, start: u64, end: u64) -> Span {
         Span {
+            trace_id: String::new(),
             span_id: id.into(),
             parent_span_id: parent.into(),
             service: service.into(),
@@ -143,7 +144,7 @@ mod tests {
             end_time_unix_nano: end,
             status_code: "STATUS_CODE_UNSET".into(),
             status_message: String::new(),
-            attributes: std::collections::BTreeMap::new(),
+            attributes: serde_json::Map::new(),
         }
     }
 

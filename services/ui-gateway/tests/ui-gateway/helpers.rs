@@ -2,27 +2,14 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+pub use axiom25_testkit::Answer;
+use axiom25_testkit::{HttpClient, InProcess};
 use axiom25_ui_gateway::{Application, Settings};
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use tokio::sync::oneshot;
+use http::{Method, StatusCode};
 
 /// A server running inside the test process, stopped when dropped.
-pub struct Running {
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
+pub type Running = InProcess<()>;
 
 /// An api on a free port.
 pub async fn spawn_api() -> (SocketAddr, Running) {
@@ -32,12 +19,7 @@ pub async fn spawn_api() -> (SocketAddr, Running) {
     settings.server.admin_port = 0;
     let app = axiom25_api::Application::build(settings).await.expect("api builds");
     let addr = app.grpc_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-        "test"
-    }));
-    (addr, Running { stop: Some(stop) })
+    (addr, axiom25_testkit::spawn((), |stop| app.run_until_stopped(stop)))
 }
 
 /// Gateway settings for a test: loopback, free ports, the api at `api`, the collector off.
@@ -56,28 +38,8 @@ pub fn gateway_settings(api: SocketAddr) -> Settings {
 pub struct TestGateway {
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: HttpClient,
     _running: Running,
-}
-
-/// An answer: status, headers, body.
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Answer {
-    /// The body as JSON.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    /// A header as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|value| value.to_str().ok())
-    }
 }
 
 /// Installs the process's log subscriber and trace provider once, as the binary does, so spans
@@ -98,17 +60,8 @@ pub async fn spawn_gateway(settings: Settings) -> TestGateway {
     init_telemetry();
     let app = Application::build(settings).await.expect("gateway builds");
     let (http_addr, admin_addr) = (app.http_addr(), app.admin_addr());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-        "test"
-    }));
-    TestGateway {
-        http_addr,
-        admin_addr,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        _running: Running { stop: Some(stop) },
-    }
+    let running = axiom25_testkit::spawn((), |stop| app.run_until_stopped(stop));
+    TestGateway { http_addr, admin_addr, client: HttpClient::new(), _running: running }
 }
 
 /// An api and a gateway in front of it.
@@ -136,14 +89,7 @@ impl TestGateway {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Answer {
-        let mut request = Request::builder().method(method).uri(format!("http://{addr}{path}"));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response =
-            self.client.request(request.body(Full::new(body.into())).unwrap()).await.expect("gateway answers");
-        let (parts, body) = response.into_parts();
-        Answer { status: parts.status, headers: parts.headers, body: body.collect().await.expect("body").to_bytes() }
+        self.client.send(method, addr, path, headers, body).await.expect("gateway answers")
     }
 
     /// `GET path`.
@@ -254,15 +200,15 @@ pub async fn spawn_fake_collector() -> FakeCollector {
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
+    let running = axiom25_testkit::spawn((), |stop| async move {
         axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
+            .with_graceful_shutdown(async move {
+                stop.await;
             })
-            .await
+            .await?;
+        anyhow::Ok(())
     });
-    FakeCollector { endpoint, trace_queries, _running: Running { stop: Some(stop) } }
+    FakeCollector { endpoint, trace_queries, _running: running }
 }
 
 /// `http://127.0.0.1:port` where nothing listens.
@@ -297,6 +243,6 @@ impl TestGateway {
     /// The body as text.
     pub async fn text(&self, path: &str) -> (StatusCode, String) {
         let answer = self.get(path).await;
-        (answer.status, String::from_utf8_lossy(&answer.body).into_owned())
+        (answer.status, answer.text())
     }
 }

@@ -240,6 +240,10 @@ async fn the_openapi_document_describes_exactly_the_six_operations() {
         document["components"]["schemas"]["OneMatrix"]["properties"]["a"]["$ref"],
         "#/components/schemas/JsonMatrix"
     );
+    let problem = &document["components"]["schemas"]["Problem"]["properties"];
+    for member in ["type", "title", "status", "detail", "pointer", "reason"] {
+        assert!(problem[member].is_object(), "the Problem schema lacks {member}: {problem}");
+    }
     let matrix = &document["components"]["schemas"]["JsonMatrix"];
     assert_eq!((matrix["minItems"].clone(), matrix["items"]["minItems"].clone()), (json!(1), json!(1)), "{matrix}");
 }
@@ -490,6 +494,134 @@ async fn on_stop_the_gateway_turns_unready_first_then_closes_and_exits_cleanly()
     let result = tokio::time::timeout(Duration::from_secs(5), running).await.expect("it stops").expect("task");
     assert!(result.is_ok(), "{result:?}");
     assert!(std::net::TcpStream::connect(http).is_err(), "the listener is closed");
+}
+
+/// The gateway reads the api's `google.rpc` details, never its messages: a stand-in api answers
+/// every call with one status whose message names no field, and the problem still points right.
+mod error_details {
+    use std::net::SocketAddr;
+
+    use axiom25_proto::matrix::v1 as pb;
+    use pb::matrix_service_server::{MatrixService, MatrixServiceServer};
+    use tonic::{Code, Request, Response, Status};
+    use tonic_types::{ErrorDetails, StatusExt as _};
+
+    use super::*;
+
+    /// Answers every call with the same status.
+    struct FixedAnswer(Status);
+
+    #[tonic::async_trait]
+    impl MatrixService for FixedAnswer {
+        async fn multiply(&self, _: Request<pb::MultiplyRequest>) -> Result<Response<pb::MultiplyResponse>, Status> {
+            Err(self.0.clone())
+        }
+        async fn solve(&self, _: Request<pb::SolveRequest>) -> Result<Response<pb::SolveResponse>, Status> {
+            Err(self.0.clone())
+        }
+        async fn invert(&self, _: Request<pb::InvertRequest>) -> Result<Response<pb::InvertResponse>, Status> {
+            Err(self.0.clone())
+        }
+        async fn determinant(
+            &self,
+            _: Request<pb::DeterminantRequest>,
+        ) -> Result<Response<pb::DeterminantResponse>, Status> {
+            Err(self.0.clone())
+        }
+        async fn decompose(&self, _: Request<pb::DecomposeRequest>) -> Result<Response<pb::DecomposeResponse>, Status> {
+            Err(self.0.clone())
+        }
+        async fn analyze(&self, _: Request<pb::AnalyzeRequest>) -> Result<Response<pb::AnalyzeResponse>, Status> {
+            Err(self.0.clone())
+        }
+    }
+
+    /// Stops the stand-in api when dropped.
+    struct StandIn(tokio::task::JoinHandle<()>);
+
+    impl Drop for StandIn {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+
+    async fn spawn_stand_in(answer: Status) -> (SocketAddr, StandIn) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let server = tonic::transport::Server::builder()
+            .add_service(MatrixServiceServer::new(FixedAnswer(answer)))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+        (addr, StandIn(tokio::spawn(async move { server.await.expect("the stand-in api serves") })))
+    }
+
+    async fn answer_to(status: Status) -> Answer {
+        let (api, _stand_in) = spawn_stand_in(status).await;
+        let gateway = spawn_gateway(gateway_settings(api)).await;
+        gateway.post_json("multiply", json!({"a": [[1]], "b": [[1]]})).await
+    }
+
+    fn violation(reason: &str, field: &str, metadata: &[(&str, &str)]) -> ErrorDetails {
+        let metadata: std::collections::HashMap<String, String> =
+            metadata.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect();
+        let mut details = ErrorDetails::new();
+        details.set_error_info(reason, "matrix.axiom25", metadata);
+        details.add_bad_request_violation(field, format!("{field} does not fit"));
+        details
+    }
+
+    #[tokio::test]
+    async fn the_pointer_detail_and_reason_come_from_the_field_violation_not_the_message() {
+        let status = Status::with_error_details(
+            Code::InvalidArgument,
+            "the request is wrong",
+            violation("SHAPE_MISMATCH", "b", &[]),
+        );
+        let problem = assert_problem(&answer_to(status).await, 400);
+        assert_eq!(problem["pointer"], "/b");
+        assert_eq!(problem["detail"], "b does not fit");
+        assert_eq!(problem["reason"], "SHAPE_MISMATCH");
+    }
+
+    #[tokio::test]
+    async fn an_element_named_by_row_and_column_is_pointed_at() {
+        let details = violation("NOT_SYMMETRIC", "a.data[5]", &[("row", "1"), ("col", "2")]);
+        let status = Status::with_error_details(Code::InvalidArgument, "no", details);
+        assert_eq!(assert_problem(&answer_to(status).await, 400)["pointer"], "/a/1/2");
+        let details = violation("SINGULAR_MATRIX", "a", &[]);
+        let singular =
+            assert_problem(&answer_to(Status::with_error_details(Code::FailedPrecondition, "no", details)).await, 422);
+        assert_eq!((&singular["pointer"], &singular["reason"]), (&json!("/a"), &json!("SINGULAR_MATRIX")));
+    }
+
+    #[tokio::test]
+    async fn a_message_naming_a_field_without_details_gets_no_pointer() {
+        let problem = assert_problem(&answer_to(Status::invalid_argument("a: shape 0×1 is wrong")).await, 400);
+        assert!(problem.get("pointer").is_none() && problem.get("reason").is_none(), "{problem}");
+        assert_eq!(problem["detail"], "a: shape 0×1 is wrong");
+    }
+
+    #[tokio::test]
+    async fn a_shed_call_s_retry_info_becomes_retry_after() {
+        let mut details = ErrorDetails::with_retry_info(Some(Duration::from_secs(3)));
+        details.set_error_info("OVERLOADED", "matrix.axiom25", std::collections::HashMap::new());
+        let answer = answer_to(Status::with_error_details(Code::Unavailable, "at the limit", details)).await;
+        let problem = assert_problem(&answer, 503);
+        assert_eq!(answer.header("retry-after"), Some("3"));
+        assert_eq!(problem["reason"], "OVERLOADED");
+    }
+
+    #[tokio::test]
+    async fn the_real_api_s_details_point_at_the_element_and_name_the_reason() {
+        let (gateway, _api) = spawn_pair().await;
+        let eigen = gateway.post_json("decompose", json!({"a": [[1, 2], [3, 4]], "kind": "eigen"})).await;
+        let asymmetric = assert_problem(&eigen, 400);
+        assert_eq!((&asymmetric["pointer"], &asymmetric["reason"]), (&json!("/a/0/1"), &json!("NOT_SYMMETRIC")));
+        assert!(asymmetric["detail"].as_str().unwrap().contains("a[0][1] and a[1][0] differ"), "{asymmetric}");
+        let singular = assert_problem(&gateway.post_json("invert", json!({"a": [[1, 2], [2, 4]]})).await, 422);
+        assert_eq!((&singular["pointer"], &singular["reason"]), (&json!("/a"), &json!("SINGULAR_MATRIX")));
+        let shapes = assert_problem(&gateway.post_json("solve", json!({"a": [[1, 0], [0, 1]], "b": [[1]]})).await, 400);
+        assert_eq!((&shapes["pointer"], &shapes["reason"]), (&json!("/b"), &json!("SHAPE_MISMATCH")));
+    }
 }
 
 #[tokio::test]
