@@ -654,7 +654,7 @@ EXPOSED_TYPES = ("api.service.type=LoadBalancer", "ui-gateway.service.type=NodeP
 @pytest.mark.parametrize("values", [DEFAULTS, BLUE_GREEN], ids=["single", "blue-green"])
 @pytest.mark.parametrize("crds", [(), ("monitoring.coreos.com/v1",)], ids=["no-crds", "crds"])
 def test_admin_ports_never_leave_the_cluster_yet_prometheus_still_scrapes_them(values, crds):
-    """CONTRACTS §1: a NodePort or LoadBalancer Service never carries the admin port; the
+    """docs/contracts.md §1: a NodePort or LoadBalancer Service never carries the admin port; the
     ServiceMonitor then scrapes a ClusterIP `<name>-admin` Service, rendered only for it."""
     objects = render(values, sets=EXPOSED_TYPES, api_versions=crds)
     services = find(objects, "Service")

@@ -1,4 +1,4 @@
-"""The ui-gateway's REST contract (CONTRACTS §3) checked by tools no one here wrote, against the real
+"""The ui-gateway's REST contract (docs/contracts.md §3) checked by tools no one here wrote, against the real
 binaries (api + telemetry-collector + ui-gateway, see the `gateway` fixture):
 
 - `openapi-spec-validator` validates `/api/v1/openapi.json` as OpenAPI 3.1, and the document must

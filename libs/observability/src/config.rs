@@ -1,4 +1,4 @@
-//! Layered configuration (CONTRACTS §1): compiled-in defaults < optional YAML file (`--config
+//! Layered configuration (docs/contracts.md §1): compiled-in defaults < optional YAML file (`--config
 //! PATH`) < environment variables `AXIOM25__SECTION__KEY`.
 //!
 //! Every problem is collected before failing, so an operator fixes a bad deployment in one round:

@@ -1,5 +1,5 @@
 //! Tower layers for tonic servers and clients: one span per call (W3C context extracted on the
-//! server, injected on the client) and the RED histograms of CONTRACTS §5,
+//! server, injected on the client) and the RED histograms of docs/contracts.md §5,
 //! `rpc_server_duration_seconds` / `rpc_client_duration_seconds` with `rpc_service`, `rpc_method`
 //! and `rpc_grpc_status_code`.
 

@@ -1,4 +1,4 @@
-//! The telemetry-collector's query API (CONTRACTS §4) in one place: the routes, the JSON answers
+//! The telemetry-collector's query API (docs/contracts.md §4) in one place: the routes, the JSON answers
 //! and the names of the span metrics. The collector serializes these types and the ui-gateway
 //! deserializes them, so the two cannot disagree about the wire.
 //!

@@ -1,5 +1,5 @@
 //! The boundary between the wire and the domain: validates proto matrices into [`Dense`] and
-//! converts results back (CONTRACTS §2 status table; the answers are built by [`crate::error`]).
+//! converts results back (docs/contracts.md §2 status table; the answers are built by [`crate::error`]).
 
 use axiom25_proto::matrix::v1::Matrix;
 use tonic::Status;

@@ -1,4 +1,4 @@
-//! The api's outermost own layer, where two CONTRACTS §2 rows are enforced for every call:
+//! The api's outermost own layer, where two docs/contracts.md §2 rows are enforced for every call:
 //!
 //! - DEADLINE_EXCEEDED: the client's `grpc-timeout` is measured from arrival, so it covers
 //!   decoding as well as computing. When it passes the call is answered and its future dropped,

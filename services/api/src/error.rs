@@ -1,5 +1,5 @@
 //! Every error answer of the api, built in this one place: the gRPC code, the human message
-//! CONTRACTS §2 promises, and the standard `google.rpc` details a caller reads instead of the
+//! docs/contracts.md §2 promises, and the standard `google.rpc` details a caller reads instead of the
 //! message (AIP-193): an `ErrorInfo` with a stable [`Reason`] in [`DOMAIN`], a `BadRequest` field
 //! violation naming the request field at fault, and `RetryInfo` when the call may be retried.
 
@@ -101,7 +101,7 @@ impl Reason {
         }
     }
 
-    /// The gRPC code every error of this reason has (CONTRACTS §2).
+    /// The gRPC code every error of this reason has (docs/contracts.md §2).
     #[must_use]
     pub const fn code(self) -> Code {
         match self {

@@ -1,4 +1,4 @@
-//! The query API on the admin port (CONTRACTS §4): services, traces, one trace, logs.
+//! The query API on the admin port (docs/contracts.md §4): services, traces, one trace, logs.
 //!
 //! The answers' types and routes live in `axiom25-telemetry-query`, shared with the ui-gateway's
 //! client. Every error is an RFC 9457 `application/problem+json` body (the workspace's one

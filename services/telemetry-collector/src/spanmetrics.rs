@@ -1,4 +1,4 @@
-//! Span metrics (CONTRACTS §4): calls and duration per service, span name, kind and status, named as
+//! Span metrics (docs/contracts.md §4): calls and duration per service, span name, kind and status, named as
 //! the OpenTelemetry Collector's spanmetrics connector names them through its Prometheus exporter
 //! with seconds as the histogram unit, so dashboards written for the Collector work unchanged.
 //!

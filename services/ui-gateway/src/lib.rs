@@ -1,4 +1,4 @@
-//! The AXIOM-25 Matrix ui-gateway: the public REST API (`/api/v1`, CONTRACTS §3) translated to gRPC
+//! The AXIOM-25 Matrix ui-gateway: the public REST API (`/api/v1`, docs/contracts.md §3) translated to gRPC
 //! calls to the api, the web calculator (`/`) and the operations view (`/ops`), with an admin port.
 
 pub mod backend;

@@ -1,5 +1,5 @@
 //! Every error answer of the gateway is an [`axiom25_observability::problem::Problem`], the
-//! RFC 9457 document the collector's query API answers too (CONTRACTS §3). This module adds its
+//! RFC 9457 document the collector's query API answers too (docs/contracts.md §3). This module adds its
 //! schema for the OpenAPI document.
 
 use utoipa::ToSchema;

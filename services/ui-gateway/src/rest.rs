@@ -1,4 +1,4 @@
-//! The REST API of CONTRACTS §3: `POST /api/v1/matrix/{op}` translated to `MatrixService` calls,
+//! The REST API of docs/contracts.md §3: `POST /api/v1/matrix/{op}` translated to `MatrixService` calls,
 //! and its OpenAPI 3.1 document, generated from these handlers by utoipa so it cannot drift.
 
 use std::collections::BTreeMap;
@@ -570,7 +570,7 @@ async fn analyze(State(state): State<RestState>, request: Request) -> Result<Jso
 /// The document's fixed parts; the paths come from the router.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "AXIOM-25 Matrix REST API", description = "Dense linear algebra over HTTP (CONTRACTS §3). Errors are RFC 9457 problem documents."),
+    info(title = "AXIOM-25 Matrix REST API", description = "Dense linear algebra over HTTP (docs/contracts.md §3). Errors are RFC 9457 problem documents."),
     modifiers(&Security),
     components(schemas(ProblemSchema)),
     security((), ("bearer" = []), ("apiKey" = [])),

@@ -1,4 +1,4 @@
-//! RED metrics with the CONTRACTS §5 names and labels, and spans exported over OTLP/gRPC.
+//! RED metrics with the docs/contracts.md §5 names and labels, and spans exported over OTLP/gRPC.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

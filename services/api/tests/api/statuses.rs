@@ -1,4 +1,4 @@
-//! Every status-code row of CONTRACTS §2, each with a message naming the field and shape, and the
+//! Every status-code row of docs/contracts.md §2, each with a message naming the field and shape, and the
 //! `google.rpc` details a caller reads instead: `ErrorInfo` (reason, domain, metadata), the
 //! `BadRequest` field violation, `RetryInfo` when shed.
 

@@ -1,4 +1,4 @@
-//! A small HTTP/1 client of the telemetry-collector's admin and query port (CONTRACTS §4); the
+//! A small HTTP/1 client of the telemetry-collector's admin and query port (docs/contracts.md §4); the
 //! answers' types and routes are the collector's own, from `axiom25-telemetry-query`.
 
 use std::time::Duration;
@@ -26,7 +26,7 @@ pub enum CollectorError {
     /// It answered with an unexpected status.
     #[error("the collector answered {0}")]
     Status(StatusCode),
-    /// Its answer was not what CONTRACTS §4 describes.
+    /// Its answer was not what docs/contracts.md §4 describes.
     #[error("the collector's answer could not be read: {0}")]
     Malformed(String),
 }

@@ -1,4 +1,4 @@
-//! The collector's span metrics (CONTRACTS §4): parsing its Prometheus text into snapshots, and
+//! The collector's span metrics (docs/contracts.md §4): parsing its Prometheus text into snapshots, and
 //! rate, error ratio and latency quantiles over the difference of two snapshots.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! The REST API of CONTRACTS §3 against a real api: every route, answer and error status.
+//! The REST API of docs/contracts.md §3 against a real api: every route, answer and error status.
 
 use std::time::{Duration, Instant};
 
