@@ -21,6 +21,24 @@ pub trait ServiceSettings: DeserializeOwned + Validate {
     fn telemetry(&self) -> &TelemetrySettings;
 }
 
+/// The `main` function of a service binary whose crate exports `Application` (with `build`,
+/// `metrics` and `run_until_stopped`) and `SERVICE`: runs it through [`main`], with the one
+/// application of the process also recording what runs outside it (span export).
+#[macro_export]
+macro_rules! service_main {
+    ($service:ident) => {
+        #[tokio::main]
+        async fn main() -> std::process::ExitCode {
+            $crate::service::main(&$service::SERVICE, async |settings, stop| {
+                let app = $service::Application::build(settings).await?;
+                app.metrics().install_global()?;
+                app.run_until_stopped(stop).await
+            })
+            .await
+        }
+    };
+}
+
 /// Runs a service binary: `serve` builds the application from its settings and runs it until the
 /// given signal future resolves. Exit codes: 0 after a clean stop, 1 when serving failed, 2 for an
 /// invalid configuration.
