@@ -33,7 +33,7 @@ from conftest import MONITORING, ROOT, recording_rules
 PROJECT = "axiom25-monitoring-test"
 COMPOSE_FILE = ROOT / "infrastructure" / "docker" / "docker-compose.yml"
 TAG = os.environ.get("TAG", "dev")
-IMAGES = [f"axiom25/{name}:{TAG}" for name in ("api", "ui-gateway", "telemetry-collector", "prometheus", "alertmanager")]
+IMAGES = [f"axiom25/{name}:{TAG}" for name in ("api", "api-proxy", "ui-gateway", "telemetry-collector", "prometheus", "alertmanager")]
 EVALUATION_INTERVAL = 5.0  # prometheus/prometheus.yml
 # Every wait is bounded; the whole module stays within about 12 minutes.
 STACK_START_SECONDS = 180
@@ -113,6 +113,14 @@ class Stack:
                     source = str((COMPOSE_FILE.parent / source).resolve())
                 volumes.append(f"{source}:{rest}")
             service["volumes"] = volumes
+            # The colours' settings files (`${AXIOM25_<COLOUR>_ENV_FILE:-api-colour.env}`) are relative
+            # to the stack's own compose file, not to this copy.
+            service["env_file"] = [
+                str((COMPOSE_FILE.parent / entry.rsplit(":-", 1)[1].rstrip("}")).resolve()) if entry.startswith("${") else entry
+                for entry in service.get("env_file", [])
+            ]
+            if not service["env_file"]:
+                del service["env_file"]
         alertmanager = compose["services"]["alertmanager"]
         alertmanager["volumes"] = [
             f"{self.workdir / 'alertmanager.yml'}:/etc/axiom25/alertmanager.yml:ro" if v.endswith("alertmanager.yml:ro") else v
@@ -239,7 +247,7 @@ def stack(tmp_path_factory):
     live.compose("down", "--volumes", "--remove-orphans")
     try:
         live.compose("up", "-d", "--remove-orphans", timeout=300)
-        live.wait_healthy(("api", "ui-gateway", "telemetry-collector", "prometheus", "alertmanager"))
+        live.wait_healthy(("api", "api-blue", "api-green", "ui-gateway", "telemetry-collector", "prometheus", "alertmanager"))
         traffic = Traffic(live.url("ui-gateway", 8080))
         try:
             yield live, Prometheus(live.url("prometheus", 9090)), receiver, traffic
@@ -371,13 +379,15 @@ def prove(stack, alertname: str, labels: dict, service: str, severity: str, faul
 
 def test_stopping_the_api_pages_target_down_and_resolves_when_it_is_back(stack):
     live = stack[0]
+    # `api` is the blue/green switch point; the api that Prometheus scrapes is a colour.
 
     def restore() -> None:
-        live.compose("start", "api")
-        live.wait_healthy(("api",))
+        live.compose("start", "api-blue")
+        live.wait_healthy(("api-blue",))
 
-    prove(stack, "TargetDown", {"job": "api"}, "api", "page", "docker-compose stop api",
-          lambda: live.compose("stop", "-t", "5", "api"), restore, resolve_timeout=120)
+    prove(stack, "TargetDown", {"job": "api", "instance": "api-blue:8081"}, "api", "page",
+          "docker-compose stop api-blue", lambda: live.compose("stop", "-t", "5", "api-blue"), restore,
+          resolve_timeout=120)
 
 
 def test_a_collector_whose_forwarding_queue_is_full_raises_a_refusing_ticket_and_resolves_after(stack):
