@@ -170,7 +170,8 @@ mod tests {
     #[tokio::test]
     async fn readyz_follows_starting_ready_and_draining() {
         let readiness = Readiness::new();
-        let router = router(readiness.clone(), crate::metrics::install(&crate::ServiceInfo::new("t", "0", None)));
+        let router =
+            router(readiness.clone(), crate::metrics::MetricsHandle::new(&crate::ServiceInfo::new("t", "0", None)));
         assert_eq!(get_path(router.clone(), "/readyz").await, (StatusCode::SERVICE_UNAVAILABLE, "starting\n".into()));
         readiness.set_ready();
         assert_eq!(get_path(router.clone(), "/readyz").await, (StatusCode::OK, "ready\n".into()));
@@ -183,7 +184,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_health_check_probe_follows_readiness() {
         let readiness = Readiness::new();
-        let app = router(readiness.clone(), crate::metrics::install(&crate::ServiceInfo::new("t", "0", None)));
+        let app =
+            router(readiness.clone(), crate::metrics::MetricsHandle::new(&crate::ServiceInfo::new("t", "0", None)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -202,7 +204,8 @@ mod tests {
 
     #[tokio::test]
     async fn metrics_shows_build_info_and_process_metrics() {
-        let router = router(Readiness::new(), crate::metrics::install(&crate::ServiceInfo::new("t", "0", None)));
+        let router =
+            router(Readiness::new(), crate::metrics::MetricsHandle::new(&crate::ServiceInfo::new("t", "0", None)));
         let (status, body) = get_path(router, "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("axiom25_build_info{"), "{body}");

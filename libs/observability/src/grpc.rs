@@ -15,6 +15,7 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::body::{BodyEnd, ObservedBody, OnBodyEnd};
+use crate::metrics::MetricsHandle;
 use crate::propagation;
 
 /// Label value standing in for a method name the server does not know, so a client probing
@@ -27,28 +28,48 @@ enum Side {
     Client,
 }
 
-/// Traces and measures every call a tonic server receives.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GrpcServerLayer;
+/// Traces and measures every call a tonic server receives, into one application's registry.
+#[derive(Debug, Clone)]
+pub struct GrpcServerLayer {
+    metrics: MetricsHandle,
+}
+
+impl GrpcServerLayer {
+    /// Measures into `metrics`, which is also the recorder of whatever the calls record.
+    #[must_use]
+    pub const fn new(metrics: MetricsHandle) -> Self {
+        Self { metrics }
+    }
+}
 
 /// The gRPC health service, whose calls are measured but never traced.
 pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 
 /// Traces and measures every call a tonic client makes, propagating the trace context.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GrpcClientLayer;
+#[derive(Debug, Clone)]
+pub struct GrpcClientLayer {
+    metrics: MetricsHandle,
+}
+
+impl GrpcClientLayer {
+    /// Measures into `metrics`.
+    #[must_use]
+    pub const fn new(metrics: MetricsHandle) -> Self {
+        Self { metrics }
+    }
+}
 
 impl<S> Layer<S> for GrpcServerLayer {
     type Service = GrpcTelemetry<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        GrpcTelemetry { inner, side: Side::Server }
+        GrpcTelemetry { inner, side: Side::Server, metrics: self.metrics.clone() }
     }
 }
 
 impl<S> Layer<S> for GrpcClientLayer {
     type Service = GrpcTelemetry<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        GrpcTelemetry { inner, side: Side::Client }
+        GrpcTelemetry { inner, side: Side::Client, metrics: self.metrics.clone() }
     }
 }
 
@@ -57,6 +78,7 @@ impl<S> Layer<S> for GrpcClientLayer {
 pub struct GrpcTelemetry<S> {
     inner: S,
     side: Side,
+    metrics: MetricsHandle,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for GrpcTelemetry<S>
@@ -116,8 +138,9 @@ where
             header_status: None,
             header_message: None,
             span: span.clone(),
+            metrics: self.metrics.clone(),
         };
-        let inner = span.in_scope(|| self.inner.call(request));
+        let inner = self.metrics.in_scope(|| span.in_scope(|| self.inner.call(request)));
         GrpcFuture { inner, record: Some(record) }
     }
 }
@@ -140,7 +163,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let polled = match this.record.as_ref() {
-            Some(record) => record.span.in_scope(|| this.inner.poll(cx)),
+            Some(record) => record.metrics.in_scope(|| record.span.in_scope(|| this.inner.poll(cx))),
             None => this.inner.poll(cx),
         };
         let result = match polled {
@@ -176,6 +199,7 @@ pub struct CallRecord {
     header_status: Option<Code>,
     header_message: Option<String>,
     span: Span,
+    metrics: MetricsHandle,
 }
 
 impl CallRecord {
@@ -187,8 +211,8 @@ impl CallRecord {
         let labels =
             [("rpc_service", service), ("rpc_method", method), ("rpc_grpc_status_code", (code as i32).to_string())];
         match self.side {
-            Side::Server => metrics::histogram!("rpc_server_duration_seconds", &labels).record(elapsed),
-            Side::Client => metrics::histogram!("rpc_client_duration_seconds", &labels).record(elapsed),
+            Side::Server => self.metrics.histogram("rpc_server_duration_seconds", &labels).record(elapsed),
+            Side::Client => self.metrics.histogram("rpc_client_duration_seconds", &labels).record(elapsed),
         }
         self.span.record("rpc.grpc.status_code", code as i64);
         if is_span_error(self.side, code) {

@@ -17,27 +17,30 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::body::{BodyEnd, ObservedBody, OnBodyEnd};
+use crate::metrics::MetricsHandle;
 use crate::propagation;
 
 /// Route label of requests that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
-/// Traces and measures every request an axum router serves.
-#[derive(Debug, Clone, Copy, Default)]
+/// Traces and measures every request an axum router serves, into one application's registry.
+#[derive(Debug, Clone)]
 pub struct HttpServerLayer {
     trace_id_header: bool,
+    metrics: MetricsHandle,
 }
 
 impl HttpServerLayer {
-    /// A layer that traces and measures.
+    /// A layer that traces and measures into `metrics`, which is also the recorder of whatever the
+    /// handlers record.
     #[must_use]
-    pub const fn new() -> Self {
-        Self { trace_id_header: false }
+    pub const fn new(metrics: MetricsHandle) -> Self {
+        Self { trace_id_header: false, metrics }
     }
 
     /// Also answer every request with `x-trace-id`: the trace it started or joined.
     #[must_use]
-    pub const fn with_trace_id_header(mut self) -> Self {
+    pub fn with_trace_id_header(mut self) -> Self {
         self.trace_id_header = true;
         self
     }
@@ -46,7 +49,7 @@ impl HttpServerLayer {
 impl<S> Layer<S> for HttpServerLayer {
     type Service = HttpTelemetry<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        HttpTelemetry { inner, trace_id_header: self.trace_id_header }
+        HttpTelemetry { inner, trace_id_header: self.trace_id_header, metrics: self.metrics.clone() }
     }
 }
 
@@ -55,6 +58,7 @@ impl<S> Layer<S> for HttpServerLayer {
 pub struct HttpTelemetry<S> {
     inner: S,
     trace_id_header: bool,
+    metrics: MetricsHandle,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HttpTelemetry<S>
@@ -87,8 +91,15 @@ where
         // A span disabled by the log filter has no context to join; that is fine.
         let _ = span.set_parent(propagation::extract(request.headers()));
         let trace_id = self.trace_id_header.then(|| span.context().span().span_context().trace_id().to_string());
-        let record = RequestRecord { method, route, status: 0, start: Instant::now(), span: span.clone() };
-        let inner = span.in_scope(|| self.inner.call(request));
+        let record = RequestRecord {
+            method,
+            route,
+            status: 0,
+            start: Instant::now(),
+            span: span.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let inner = self.metrics.in_scope(|| span.in_scope(|| self.inner.call(request)));
         HttpFuture { inner, record: Some(record), trace_id }
     }
 }
@@ -112,7 +123,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let polled = match this.record.as_ref() {
-            Some(record) => record.span.in_scope(|| this.inner.poll(cx)),
+            Some(record) => record.metrics.in_scope(|| record.span.in_scope(|| this.inner.poll(cx))),
             None => this.inner.poll(cx),
         };
         let result = match polled {
@@ -140,6 +151,7 @@ pub struct RequestRecord {
     status: u16,
     start: Instant,
     span: Span,
+    metrics: MetricsHandle,
 }
 
 impl OnBodyEnd for RequestRecord {
@@ -149,7 +161,9 @@ impl OnBodyEnd for RequestRecord {
             ("http_route", self.route),
             ("http_response_status_code", self.status.to_string()),
         ];
-        metrics::histogram!("http_server_request_duration_seconds", &labels).record(self.start.elapsed().as_secs_f64());
+        self.metrics
+            .histogram("http_server_request_duration_seconds", &labels)
+            .record(self.start.elapsed().as_secs_f64());
         self.span.record("http.response.status_code", i64::from(self.status));
         if self.status >= 500 {
             self.span.record("otel.status_code", "error");

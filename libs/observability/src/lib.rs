@@ -1,15 +1,17 @@
 //! Observability, configuration and lifecycle plumbing shared by every AXIOM-25 service.
 //!
-//! A service's `main` uses it in this order: [`config::load`] its settings, [`telemetry::init`]
-//! logs and traces, [`metrics::install`] the Prometheus recorder, serve [`admin::router`] beside its
-//! public listener, wrap that listener in [`grpc::GrpcServerLayer`] or [`http::HttpServerLayer`], and
-//! run until [`shutdown::signal`] resolves.
+//! A service's `main` ([`service::main`]) uses it in this order: [`config::load`] its settings,
+//! [`telemetry::init`] logs and traces, then the application builds its [`metrics::MetricsHandle`],
+//! wraps its servers in [`grpc::GrpcServerLayer`] or [`http::HttpServerLayer`], binds its
+//! [`lifecycle::Listener`]s and runs a [`lifecycle::Lifecycle`] (admin server included) until
+//! [`shutdown::signal`] resolves.
 
 pub mod admin;
 pub mod body;
 pub mod config;
 pub mod grpc;
 pub mod http;
+pub mod lifecycle;
 pub mod metrics;
 pub mod problem;
 pub mod propagation;

@@ -24,11 +24,12 @@ pub trait ServiceSettings: DeserializeOwned + Validate {
 /// Runs a service binary: `serve` builds the application from its settings and runs it until the
 /// given signal future resolves. Exit codes: 0 after a clean stop, 1 when serving failed, 2 for an
 /// invalid configuration.
-pub async fn main<S, F, Fut>(info: &ServiceInfo, serve: F) -> ExitCode
+pub async fn main<S, F, Fut, E>(info: &ServiceInfo, serve: F) -> ExitCode
 where
     S: ServiceSettings,
     F: FnOnce(S, std::pin::Pin<Box<dyn Future<Output = &'static str> + Send>>) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display + From<std::io::Error>,
 {
     let binary = format!("axiom25-{}", info.name);
     let mut args: Vec<String> = std::env::args().collect();
@@ -51,7 +52,7 @@ where
     let telemetry = match telemetry::init(settings.telemetry(), info) {
         Ok(guard) => guard,
         Err(error) => {
-            eprintln!("{binary}: {error:#}");
+            eprintln!("{binary}: {}", error_chain(&error));
             return ExitCode::from(2);
         }
     };
@@ -66,4 +67,29 @@ where
     // Flushing blocks; the runtime's own work is done by now.
     tokio::task::block_in_place(|| telemetry.shutdown());
     if result.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// `error: its source: …`, the whole chain on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_is_reported_with_its_causes() {
+        let error = crate::telemetry::TelemetryError::ExportQueue(crate::telemetry::ExportQueueError::Exporter(
+            "no endpoint".into(),
+        ));
+        assert_eq!(error_chain(&error), "starting the span export queue: building the span exporter: no endpoint");
+    }
 }

@@ -8,7 +8,10 @@ use axiom25_api::{Application, SERVICE};
 #[tokio::main]
 async fn main() -> ExitCode {
     axiom25_observability::service::main(&SERVICE, async |settings, stop| {
-        Application::build(settings).await?.run_until_stopped(stop).await
+        let app = Application::build(settings).await?;
+        // The one application of this process also records what runs outside it (span export).
+        app.metrics().install_global()?;
+        app.run_until_stopped(stop).await
     })
     .await
 }

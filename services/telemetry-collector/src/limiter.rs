@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use axiom25_observability::metrics::MetricsHandle;
 use serde::Deserialize;
 
 /// Memory limiter settings.
@@ -144,10 +145,11 @@ impl MemoryLimiter {
         Self { inner: Arc::new(inner) }
     }
 
-    /// Publishes the heap and in-flight sizes as gauges every `interval` until the runtime stops.
-    pub fn spawn_sampler(&self, interval: Duration) {
+    /// Publishes the heap and in-flight sizes as gauges of `metrics` every `interval` until the
+    /// runtime stops.
+    pub fn spawn_sampler(&self, interval: Duration, metrics: &MetricsHandle) {
         let inner = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
+        tokio::spawn(metrics.scope(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -157,7 +159,7 @@ impl MemoryLimiter {
                 metrics::gauge!("axiom25_collector_memory_in_flight_bytes")
                     .set(inner.in_flight_bytes.load(Ordering::Relaxed) as f64);
             }
-        });
+        }));
     }
 
     /// Admits a body of `bytes` (0 when unknown), or refuses it under memory pressure.

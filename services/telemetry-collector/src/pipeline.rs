@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axiom25_observability::metrics::MetricsHandle;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -117,10 +118,12 @@ pub struct Pipeline {
     span_metrics: Arc<SpanMetrics>,
     metric_store: Arc<MetricStore>,
     forwarders: Forwarders,
+    metrics: MetricsHandle,
 }
 
 impl Pipeline {
-    /// A pipeline feeding the given stores and forwarders.
+    /// A pipeline feeding the given stores and forwarders, counting into `metrics` (on whichever
+    /// thread it runs: large HTTP bodies are decoded on the blocking pool).
     #[must_use]
     pub fn new(
         limiter: MemoryLimiter,
@@ -129,8 +132,9 @@ impl Pipeline {
         span_metrics: Arc<SpanMetrics>,
         metric_store: Arc<MetricStore>,
         forwarders: Forwarders,
+        metrics: MetricsHandle,
     ) -> Self {
-        Self { limiter, spans, logs, span_metrics, metric_store, forwarders }
+        Self { limiter, spans, logs, span_metrics, metric_store, forwarders, metrics }
     }
 
     /// The memory limiter receivers consult before reading a body.
@@ -143,11 +147,11 @@ impl Pipeline {
     ///
     /// # Errors
     /// [`Refusal`] when the whole request must be retried later; nothing was kept.
-    pub fn export_traces(
-        &self,
-        mut request: ExportTraceServiceRequest,
-        transport: Transport,
-    ) -> Result<Rejected, Refusal> {
+    pub fn export_traces(&self, request: ExportTraceServiceRequest, transport: Transport) -> Result<Rejected, Refusal> {
+        self.metrics.in_scope(|| self.take_traces(request, transport))
+    }
+
+    fn take_traces(&self, mut request: ExportTraceServiceRequest, transport: Transport) -> Result<Rejected, Refusal> {
         let total = Traces::items(&request) as u64;
         let rejected = retain_valid_spans(&mut request);
         let kept = total - rejected.items as u64;
@@ -167,6 +171,10 @@ impl Pipeline {
         request: ExportMetricsServiceRequest,
         transport: Transport,
     ) -> Result<Rejected, Refusal> {
+        self.metrics.in_scope(|| self.take_metrics(request, transport))
+    }
+
+    fn take_metrics(&self, request: ExportMetricsServiceRequest, transport: Transport) -> Result<Rejected, Refusal> {
         let total = Metrics::items(&request) as u64;
         offer_upstream(self.forwarders.metrics.as_ref(), &request, total, total, transport)?;
         let refused_locally = self.metric_store.record(&request);
@@ -185,11 +193,11 @@ impl Pipeline {
     ///
     /// # Errors
     /// [`Refusal`] when the whole request must be retried later; nothing was kept.
-    pub fn export_logs(
-        &self,
-        mut request: ExportLogsServiceRequest,
-        transport: Transport,
-    ) -> Result<Rejected, Refusal> {
+    pub fn export_logs(&self, request: ExportLogsServiceRequest, transport: Transport) -> Result<Rejected, Refusal> {
+        self.metrics.in_scope(|| self.take_logs(request, transport))
+    }
+
+    fn take_logs(&self, mut request: ExportLogsServiceRequest, transport: Transport) -> Result<Rejected, Refusal> {
         let total = Logs::items(&request) as u64;
         let rejected = retain_valid_log_records(&mut request);
         let kept = total - rejected.items as u64;

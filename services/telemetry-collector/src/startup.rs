@@ -1,18 +1,17 @@
-//! Builds the collector from its settings and runs it until told to stop.
+//! Builds the collector from its settings and runs it until told to stop: its three listeners,
+//! what each serves, and the forwarding flush after the drain; the drain is [`Lifecycle`]'s.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axiom25_observability::admin::{self, Readiness, ReadinessState};
+use axiom25_observability::admin::{self, Readiness};
 use axiom25_observability::grpc::GrpcServerLayer;
 use axiom25_observability::http::HttpServerLayer;
-use axiom25_observability::metrics::{self, MetricsHandle};
-use axum::serve::ListenerExt as _;
-use tokio::net::TcpListener;
+use axiom25_observability::lifecycle::{Lifecycle, Listener, Port};
+use axiom25_observability::metrics::MetricsHandle;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
 use crate::SERVICE;
 use crate::forward::Forwarders;
@@ -30,10 +29,9 @@ use crate::store::{LogStore, SpanStore};
 #[derive(Debug)]
 pub struct Application {
     settings: Settings,
-    grpc_listener: TcpListener,
-    http_listener: TcpListener,
-    admin_listener: TcpListener,
-    readiness: Readiness,
+    grpc: Listener,
+    http: Listener,
+    admin: Listener,
     metrics: MetricsHandle,
     limiter: MemoryLimiter,
     spans: Arc<SpanStore>,
@@ -60,28 +58,29 @@ impl Application {
     /// # Errors
     /// When a listener cannot be bound or an upstream endpoint is invalid.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let host = settings.server.host;
-        let bind = |port: u16, what: &'static str| async move {
-            TcpListener::bind((host, port)).await.with_context(|| format!("binding the {what} port {host}:{port}"))
-        };
-        let grpc_listener = bind(settings.server.grpc_port, "OTLP/gRPC").await?;
-        let http_listener = bind(settings.server.http_port, "OTLP/HTTP").await?;
-        let admin_listener = bind(settings.server.admin_port, "admin").await?;
+        let (host, server) = (settings.server.host, &settings.server);
+        let grpc = Listener::bind(Port::Grpc, "OTLP/gRPC", (host, server.grpc_port)).await?;
+        let http = Listener::bind(Port::Http, "OTLP/HTTP", (host, server.http_port)).await?;
+        let admin = Listener::bind(Port::Admin, "admin", (host, server.admin_port)).await?;
+        let metrics = MetricsHandle::new(&SERVICE);
         let limiter = MemoryLimiter::new(&settings.memory);
-        limiter.spawn_sampler(Duration::from_millis(settings.memory.check_interval_ms));
-        Ok(Self {
-            grpc_listener,
-            http_listener,
-            admin_listener,
-            readiness: Readiness::new(),
-            metrics: metrics::install(&SERVICE),
-            limiter,
-            spans: Arc::new(SpanStore::new(settings.span_store.clone())),
-            logs: Arc::new(LogStore::new(settings.log_store.clone())),
-            span_metrics: Arc::new(SpanMetrics::new(&settings.span_metrics)),
-            metric_store: Arc::new(MetricStore::new(&settings.metric_store)),
-            forwarders: Forwarders::start(&settings.forward).context("starting the upstream forwarders")?,
-            settings,
+        limiter.spawn_sampler(Duration::from_millis(settings.memory.check_interval_ms), &metrics);
+        // The stores and forwarders register their series now, into this collector's registry.
+        let forwarders = metrics.in_scope(|| Forwarders::start(&settings.forward));
+        metrics.in_scope(|| {
+            Ok(Self {
+                grpc,
+                http,
+                admin,
+                limiter,
+                spans: Arc::new(SpanStore::new(settings.span_store.clone())),
+                logs: Arc::new(LogStore::new(settings.log_store.clone())),
+                span_metrics: Arc::new(SpanMetrics::new(&settings.span_metrics)),
+                metric_store: Arc::new(MetricStore::new(&settings.metric_store)),
+                forwarders: forwarders.context("starting the upstream forwarders")?,
+                settings,
+                metrics: metrics.clone(),
+            })
         })
     }
 
@@ -91,16 +90,18 @@ impl Application {
         Arc::clone(&self.spans)
     }
 
+    /// This collector's metrics registry (a binary also makes it the process's global recorder).
+    #[must_use]
+    pub fn metrics(&self) -> &MetricsHandle {
+        &self.metrics
+    }
+
     /// Where the listeners are bound.
     ///
     /// # Errors
-    /// When the operating system cannot tell.
+    /// Never: the addresses are known since binding (kept fallible for existing callers).
     pub fn addresses(&self) -> std::io::Result<Addresses> {
-        Ok(Addresses {
-            grpc: self.grpc_listener.local_addr()?,
-            http: self.http_listener.local_addr()?,
-            admin: self.admin_listener.local_addr()?,
-        })
+        Ok(Addresses { grpc: self.grpc.local_addr(), http: self.http.local_addr(), admin: self.admin.local_addr() })
     }
 
     /// Serves until `stop` resolves, then drains: not ready at once, both receivers closed after
@@ -113,26 +114,8 @@ impl Application {
         self,
         stop: impl Future<Output = &'static str> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Self {
-            settings,
-            grpc_listener,
-            http_listener,
-            admin_listener,
-            readiness,
-            metrics,
-            limiter,
-            spans,
-            logs,
-            span_metrics,
-            metric_store,
-            forwarders,
-        } = self;
-        let addresses = Addresses {
-            grpc: grpc_listener.local_addr()?,
-            http: http_listener.local_addr()?,
-            admin: admin_listener.local_addr()?,
-        };
-
+        let Self { settings, grpc, http, admin, metrics, limiter, spans, logs, span_metrics, metric_store, forwarders } =
+            self;
         let pipeline = Arc::new(Pipeline::new(
             limiter.clone(),
             Arc::clone(&spans),
@@ -140,102 +123,47 @@ impl Application {
             Arc::clone(&span_metrics),
             Arc::clone(&metric_store),
             forwarders.clone(),
+            metrics.clone(),
         ));
 
-        let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let exposition = {
-            let (span_metrics, metric_store) = (Arc::clone(&span_metrics), Arc::clone(&metric_store));
+            let metrics = metrics.clone();
             move || {
-                let mut derived = String::new();
-                span_metrics.render(&mut derived);
-                metric_store.render_page(&metrics.render(), &[&derived])
-            }
-        };
-        let admin_app = admin::router_rendering(readiness.clone(), exposition)
-            .merge(query::router(spans, logs).layer(HttpServerLayer::new()));
-        let admin = tokio::spawn(async move {
-            axum::serve(admin_listener, admin_app)
-                .with_graceful_shutdown(async {
-                    let _ = admin_stopped.await;
+                // Rendering publishes the stores' series gauges: into this collector's registry.
+                metrics.in_scope(|| {
+                    let mut derived = String::new();
+                    span_metrics.render(&mut derived);
+                    metric_store.render_page(&metrics.render(), &[&derived])
                 })
-                .await
-        });
-
-        let drain_delay = Duration::from_millis(settings.shutdown.drain_delay_ms);
-        let grace = Duration::from_millis(settings.shutdown.grace_period_ms);
-        // One signal closes both receivers; each then finishes the requests it has.
-        let (close_tx, close_rx) = tokio::sync::watch::channel(false);
-        let draining = readiness.clone();
-        // The grace period runs from the signal; the upstream queues get whatever the receivers leave.
-        let grace_ends = Arc::new(std::sync::OnceLock::new());
-        let grace_end = Arc::clone(&grace_ends);
-        tokio::spawn(async move {
-            let signal = stop.await;
-            let _ = grace_end.set(tokio::time::Instant::now() + drain_delay + grace);
-            // Not ready first, so balancers move traffic away before the listeners close.
-            draining.set_draining();
-            tracing::info!(signal, drain_delay_ms = drain_delay.as_millis() as u64, "Draining");
-            tokio::time::sleep(drain_delay).await;
-            let _ = close_tx.send(true);
-        });
-        let closed = move || {
-            let mut close_rx = close_rx.clone();
-            async move {
-                let _ = close_rx.wait_for(|closed| *closed).await;
             }
         };
+        let readiness = Readiness::new();
+        let admin_app = admin::router_rendering(readiness.clone(), exposition)
+            .merge(query::router(spans, logs).layer(HttpServerLayer::new(metrics.clone())));
 
         let limits = settings.limits;
         let (traces, metrics_service, logs_service) = otlp_grpc::services(Arc::clone(&pipeline), limits);
-        let grpc = Server::builder()
+        let otlp_grpc = Server::builder()
             .initial_stream_window_size(1 << 20)
             .initial_connection_window_size(4 << 20)
-            .layer(GrpcServerLayer)
+            .layer(GrpcServerLayer::new(metrics.clone()))
             .layer(AdmissionLayer::new(limiter, limits.max_decompressed_bytes))
             .add_service(traces)
             .add_service(metrics_service)
-            .add_service(logs_service)
-            // tonic sets TCP_NODELAY only on listeners it creates itself.
-            .serve_with_incoming_shutdown(TcpIncoming::from(grpc_listener).with_nodelay(Some(true)), closed());
+            .add_service(logs_service);
+        let otlp_http = otlp_http::router(pipeline, limits).layer(HttpServerLayer::new(metrics));
 
-        let http_app = otlp_http::router(Arc::clone(&pipeline), limits).layer(HttpServerLayer::new());
-        let http_listener = http_listener.tap_io(|stream| {
-            let _ = stream.set_nodelay(true);
-        });
-        let http = axum::serve(http_listener, http_app).with_graceful_shutdown(closed());
-
-        readiness.set_ready();
-        tracing::info!(
-            grpc_port = addresses.grpc.port(),
-            http_port = addresses.http.port(),
-            admin_port = addresses.admin.port(),
-            "Listening"
-        );
-
-        let mut draining = readiness.subscribe();
-        let receivers = async {
-            let (grpc, http) = tokio::join!(grpc, http);
-            grpc.context("OTLP/gRPC server failed")?;
-            http.context("OTLP/HTTP server failed")
-        };
-        tokio::pin!(receivers);
-        let grace_over = async {
-            let _ = draining.wait_for(|state| *state == ReadinessState::Draining).await;
-            tokio::time::sleep(drain_delay + grace).await;
-        };
-        let result = tokio::select! {
-            result = &mut receivers => result,
-            () = grace_over => {
-                tracing::warn!("Grace period over; abandoning requests still in flight");
-                Ok(())
-            }
-        };
-        let deadline = grace_ends.get().copied().unwrap_or_else(|| tokio::time::Instant::now() + grace);
-        let flush = forwarders.shutdown(deadline).await;
-        tracing::info!(sent = flush.sent, dropped = flush.dropped, "Forwarding queues flushed");
-        let _ = admin_stop.send(());
-        let _ = admin.await;
-        tracing::info!("Stopped");
-        result
+        Lifecycle::new(&settings.shutdown, readiness.clone())
+            .admin(admin, admin_app)
+            .grpc(grpc, |incoming, stop| otlp_grpc.serve_with_incoming_shutdown(incoming, stop))
+            .http(http, otlp_http)
+            // The forwarding queues get what the receivers leave of the grace period.
+            .after_drain(move |deadline| async move {
+                let flush = forwarders.shutdown(deadline).await;
+                tracing::info!(sent = flush.sent, dropped = flush.dropped, "Forwarding queues flushed");
+            })
+            .run_until_stopped(stop)
+            .await?;
+        Ok(())
     }
 }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axiom25_observability::grpc::{GrpcClientLayer, GrpcTelemetry};
+use axiom25_observability::metrics::MetricsHandle;
 use axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient;
 use rand::Rng as _;
 use tokio::time::Instant;
@@ -104,15 +105,17 @@ struct Inner {
     budget: TpsBudget,
     last_resolution: Mutex<Option<Instant>>,
     resolving: tokio::sync::Mutex<()>,
+    metrics: MetricsHandle,
 }
 
 impl Backend {
-    /// A client of `settings.endpoint`; resolution starts with the first call or [`Self::run_resolver`].
+    /// A client of `settings.endpoint`, measured into `metrics`; resolution starts with the first
+    /// call or [`Self::run_resolver`].
     ///
     /// # Panics
     /// When the endpoint was not validated (see `Settings::validate`).
     #[must_use]
-    pub fn new(settings: &ApiSettings) -> Self {
+    pub fn new(settings: &ApiSettings, metrics: MetricsHandle) -> Self {
         let uri: http::Uri = settings.endpoint.parse().expect("api.endpoint is validated");
         let host = uri.host().expect("api.endpoint has a host").trim_matches(['[', ']']).to_owned();
         let port = uri.port_u16().expect("api.endpoint has a port");
@@ -130,6 +133,7 @@ impl Backend {
                 budget,
                 last_resolution: Mutex::new(None),
                 resolving: tokio::sync::Mutex::new(()),
+                metrics,
             }),
         }
     }
@@ -305,9 +309,11 @@ impl Backend {
             if remaining.is_zero() {
                 return Err(BackendError::Deadline(deadline_after));
             }
-            let client = MatrixServiceClient::new(GrpcClientLayer.layer(address.channel.clone()))
-                .max_decoding_message_size(settings.max_response_bytes)
-                .max_encoding_message_size(usize::MAX);
+            let client = MatrixServiceClient::new(
+                GrpcClientLayer::new(self.inner.metrics.clone()).layer(address.channel.clone()),
+            )
+            .max_decoding_message_size(settings.max_response_bytes)
+            .max_encoding_message_size(usize::MAX);
             let mut grpc_request = tonic::Request::new(request.clone());
             grpc_request.set_timeout(remaining);
             address.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -379,8 +385,12 @@ impl Backend {
 mod tests {
     use super::*;
 
+    fn test_metrics() -> MetricsHandle {
+        MetricsHandle::new(&crate::SERVICE)
+    }
+
     fn backend(endpoint: &str) -> Backend {
-        Backend::new(&ApiSettings { endpoint: endpoint.into(), ..ApiSettings::default() })
+        Backend::new(&ApiSettings { endpoint: endpoint.into(), ..ApiSettings::default() }, test_metrics())
     }
 
     #[tokio::test]
@@ -495,7 +505,7 @@ mod tests {
             retry_budget_min_per_second: 0,
             ..ApiSettings::default()
         };
-        let backend = Backend::new(&settings);
+        let backend = Backend::new(&settings, test_metrics());
         backend.install(&addresses);
         let answer = backend
             .call(determinant_of_two(), |mut client, request| async move { client.determinant(request).await })

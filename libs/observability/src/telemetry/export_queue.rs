@@ -92,6 +92,20 @@ enum Control {
     Shutdown(std_mpsc::SyncSender<()>),
 }
 
+/// Why an [`ExportQueue`] could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportQueueError {
+    /// The worker thread or its runtime could not be created.
+    #[error("starting the export worker")]
+    Worker(#[source] std::io::Error),
+    /// The exporter could not be built.
+    #[error("building the span exporter")]
+    Exporter(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The worker ended before it reported whether the exporter was built.
+    #[error("the export worker stopped while starting")]
+    WorkerStopped,
+}
+
 /// A [`SpanProcessor`] that exports through a bounded queue and counts every span it cannot deliver.
 #[derive(Debug)]
 pub struct ExportQueue {
@@ -108,7 +122,7 @@ impl ExportQueue {
     ///
     /// # Errors
     /// When the thread cannot start or the exporter cannot be built.
-    pub fn start<E, F>(settings: ExportQueueSettings, make_exporter: F) -> anyhow::Result<Self>
+    pub fn start<E, F>(settings: ExportQueueSettings, make_exporter: F) -> Result<Self, ExportQueueError>
     where
         E: SpanExporter + 'static,
         F: FnOnce() -> Result<E, Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
@@ -123,14 +137,14 @@ impl ExportQueue {
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(runtime) => runtime,
                 Err(error) => {
-                    let _ = built_tx.send(Err(anyhow::Error::from(error)));
+                    let _ = built_tx.send(Err(ExportQueueError::Worker(error)));
                     return;
                 }
             };
             let exporter = match runtime.block_on(async { make_exporter() }) {
                 Ok(exporter) => exporter,
                 Err(error) => {
-                    let _ = built_tx.send(Err(anyhow::anyhow!(error)));
+                    let _ = built_tx.send(Err(ExportQueueError::Exporter(error)));
                     return;
                 }
             };
@@ -139,8 +153,9 @@ impl ExportQueue {
                 Worker { exporter, settings: worker_settings, stats: worker_stats, failing: false }
                     .run(span_rx, control_rx),
             );
-        })?;
-        built_rx.recv().map_err(|_| anyhow::anyhow!("the export worker stopped while starting"))??;
+        });
+        let worker = worker.map_err(ExportQueueError::Worker)?;
+        built_rx.recv().map_err(|_| ExportQueueError::WorkerStopped)??;
         Ok(Self { spans, control, stats, export_timeout: settings.export_timeout, worker: Mutex::new(Some(worker)) })
     }
 
@@ -353,6 +368,6 @@ mod tests {
         let result = ExportQueue::start(settings(8, Duration::from_secs(1)), || -> Result<FakeExporter, _> {
             Err("no endpoint".into())
         });
-        assert!(result.is_err());
+        assert!(matches!(result, Err(ExportQueueError::Exporter(_))), "{result:?}");
     }
 }

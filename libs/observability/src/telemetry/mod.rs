@@ -6,7 +6,6 @@ mod json_log;
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
@@ -18,7 +17,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-pub use export_queue::{ExportQueue, ExportQueueSettings, ExportStats};
+pub use export_queue::{ExportQueue, ExportQueueError, ExportQueueSettings, ExportStats};
 
 use crate::ServiceInfo;
 
@@ -129,13 +128,27 @@ impl TelemetryGuard {
     }
 }
 
+/// Why telemetry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The span export queue did not start.
+    #[error("starting the span export queue")]
+    ExportQueue(#[from] ExportQueueError),
+    /// `telemetry.log_level` is not a valid filter.
+    #[error("telemetry.log_level")]
+    LogLevel(#[from] tracing_subscriber::filter::ParseError),
+    /// Another global log subscriber is installed.
+    #[error("installing the global log subscriber")]
+    Subscriber(#[from] tracing_subscriber::util::TryInitError),
+}
+
 /// Installs the global log subscriber, trace provider and W3C propagator.
 ///
 /// Spans always get ids (so logs and `x-trace-id` correlate) even when nothing is exported.
 ///
 /// # Errors
 /// When a global subscriber is already installed or the exporter cannot be built.
-pub fn init(settings: &TelemetrySettings, info: &ServiceInfo) -> anyhow::Result<TelemetryGuard> {
+pub fn init(settings: &TelemetrySettings, info: &ServiceInfo) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
     let resource = resource(settings, info);
@@ -151,21 +164,20 @@ pub fn init(settings: &TelemetrySettings, info: &ServiceInfo) -> anyhow::Result<
                 .build()?;
             exporter.set_resource(&resource);
             Ok(exporter)
-        })
-        .context("starting the span export queue")?;
+        })?;
         provider = provider.with_span_processor(queue);
     }
     let provider = provider.build();
     let tracer = provider.tracer(info.name);
 
-    let filter = EnvFilter::try_new(&settings.log_level).context("telemetry.log_level")?;
+    let filter = EnvFilter::try_new(&settings.log_level)?;
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = match settings.log_format {
         LogFormat::Json => registry.with(json_log::layer()).try_init(),
         LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_target(true)).try_init(),
     };
-    installed.context("installing the global log subscriber")?;
+    installed?;
     Ok(TelemetryGuard { provider, flush_timeout: Duration::from_millis(settings.flush_timeout_ms) })
 }
 

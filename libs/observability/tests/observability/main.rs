@@ -3,9 +3,10 @@
 
 use std::sync::{Arc, Mutex};
 
+use axiom25_observability::ServiceInfo;
 use axiom25_observability::grpc::GrpcClientLayer;
 use axiom25_observability::http::HttpServerLayer;
-use axiom25_observability::{ServiceInfo, metrics};
+use axiom25_observability::metrics::MetricsHandle;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
@@ -42,7 +43,11 @@ async fn the_grpc_client_layer_sends_the_current_trace_as_traceparent() {
     let parent_trace = parent.context().span().span_context().trace_id().to_string();
     let request = Request::post("http://api/axiom25.matrix.v1.MatrixService/Multiply").body(()).expect("request");
     let _entered = parent.enter();
-    GrpcClientLayer.layer(server).oneshot(request).await.expect("response");
+    GrpcClientLayer::new(MetricsHandle::new(&ServiceInfo::new("observability-test", "0", None)))
+        .layer(server)
+        .oneshot(request)
+        .await
+        .expect("response");
 
     let headers = seen.lock().expect("lock").clone().expect("the call reached the server");
     let traceparent = headers.get("traceparent").expect("traceparent sent").to_str().expect("ascii").to_owned();
@@ -54,10 +59,10 @@ async fn the_grpc_client_layer_sends_the_current_trace_as_traceparent() {
 #[tokio::test]
 async fn the_http_layer_joins_the_callers_trace_answers_x_trace_id_and_labels_by_route_template() {
     let _tracing = with_tracing();
-    let metrics = metrics::install(&ServiceInfo::new("observability-test", "0", None));
+    let metrics = MetricsHandle::new(&ServiceInfo::new("observability-test", "0", None));
     let router = Router::new()
         .route("/things/{id}", get(|| async { "thing" }))
-        .layer(HttpServerLayer::new().with_trace_id_header());
+        .layer(HttpServerLayer::new(metrics.clone()).with_trace_id_header());
 
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
     let request = Request::get("/things/12345")

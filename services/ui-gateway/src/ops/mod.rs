@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
+use axiom25_observability::metrics::MetricsHandle;
 use http::StatusCode;
 
 pub use axiom25_telemetry_query::{LogView as LogRecord, SpanView as Span, TraceDetail as Trace, TraceSummary};
@@ -103,11 +104,13 @@ impl Ops {
     /// Starts the poller: a check of both upstreams and a read of the span metrics every
     /// `settings.poll_interval_ms`. Must run inside a tokio runtime.
     #[must_use]
-    pub fn start(settings: &OpsSettings, backend: Backend) -> Self {
-        metrics::describe_gauge!(
-            UPSTREAM_READY,
-            "Whether the upstream passed its last readiness check (1) or not (0)."
-        );
+    pub fn start(settings: &OpsSettings, backend: Backend, metrics: &MetricsHandle) -> Self {
+        metrics.in_scope(|| {
+            metrics::describe_gauge!(
+                UPSTREAM_READY,
+                "Whether the upstream passed its last readiness check (1) or not (0)."
+            );
+        });
         let timeout = Duration::from_millis(settings.collector_timeout_ms);
         let collector =
             (!settings.collector_endpoint.is_empty()).then(|| Collector::new(&settings.collector_endpoint, timeout));
@@ -125,8 +128,9 @@ impl Ops {
             state: RwLock::new(state),
         });
         // The poller holds only a weak reference: it stops once the last handle (the router's) is
-        // dropped, so a stopped server leaves no task behind.
-        tokio::spawn(poll(Arc::downgrade(&inner), Duration::from_millis(settings.poll_interval_ms)));
+        // dropped, so a stopped server leaves no task behind. It publishes the upstream gauges into
+        // this gateway's registry.
+        tokio::spawn(metrics.scope(poll(Arc::downgrade(&inner), Duration::from_millis(settings.poll_interval_ms))));
         Self { inner }
     }
 
