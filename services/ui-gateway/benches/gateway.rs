@@ -2,10 +2,14 @@
 //! the api over gRPC, in the same run, at the same concurrency, alternating rounds so that drift
 //! of the shared machine hits both alike.
 //!
+//! Then the floor: one client at a steady 80 calls/s, REST through the gateway against gRPC to a
+//! bare tonic server on the same proto (the api's benches/peer/bare_tonic.rs), CPU per call of
+//! each process (utime+stime from /proc) in alternating rounds.
+//!
 //! Run with `cargo bench -p axiom25-ui-gateway --bench gateway` after `cargo build --release -p
-//! axiom25-api` (or set `AXIOM25_API_BIN`); writes `target/bench/gateway.json`, which
-//! tools/bench/gateway_report.py turns into docs/benchmarks/gateway.md. Bounded: a fixed number
-//! of calls per round, loopback only.
+//! axiom25-api --features bare-tonic` (or set `AXIOM25_API_BIN` and `AXIOM25_BARE_TONIC_BIN`);
+//! writes `target/bench/gateway.json`, which tools/bench/gateway_report.py turns into
+//! docs/benchmarks/gateway.md. Bounded: a fixed number of calls per round, loopback only.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -26,6 +30,8 @@ const ROUNDS: usize = 3;
 const CALLS_PER_ROUND: usize = 6_000;
 const WARMUP: usize = 500;
 const CONCURRENCY: &[usize] = &[1, 8, 32];
+const STEADY_RATE: u32 = 80;
+const STEADY_CALLS_PER_ROUND: usize = 400;
 
 /// Starts a service binary on free loopback ports, logging at `warn` but for its `Listening` line.
 async fn start(binary: &str, ports: &[&str], env: &[(&str, String)]) -> RunningBinary {
@@ -61,6 +67,11 @@ enum Path {
 
 /// `calls` calls split over `concurrency` clients (each with its own connection); latencies and wall time.
 async fn round(path: Path, concurrency: usize, calls: usize) -> (Vec<Duration>, Duration) {
+    paced_round(path, concurrency, calls, None).await
+}
+
+/// As [`round`], each client sending at most `rate` calls per second when a rate is given.
+async fn paced_round(path: Path, concurrency: usize, calls: usize, rate: Option<u32>) -> (Vec<Duration>, Duration) {
     let (a, b) = (matrix(1), matrix(2));
     let body = Bytes::from(serde_json::json!({"a": rows_json(&a), "b": rows_json(&b)}).to_string());
     let request = MultiplyRequest { a: Some(a), b: Some(b) };
@@ -71,6 +82,9 @@ async fn round(path: Path, concurrency: usize, calls: usize) -> (Vec<Duration>, 
         let (body, request) = (body.clone(), request.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_client);
+            let mut ticks =
+                tokio::time::interval(rate.map_or(Duration::from_nanos(1), |rate| Duration::from_secs(1) / rate));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             match path {
                 Path::Grpc(addr) => {
                     let channel = Endpoint::from_shared(format!("http://{addr}"))
@@ -81,6 +95,9 @@ async fn round(path: Path, concurrency: usize, calls: usize) -> (Vec<Duration>, 
                         .unwrap();
                     let mut client = MatrixServiceClient::new(channel);
                     for _ in 0..per_client {
+                        if rate.is_some() {
+                            ticks.tick().await;
+                        }
                         let began = Instant::now();
                         client.multiply(request.clone()).await.expect("gRPC multiply");
                         latencies.push(began.elapsed());
@@ -91,6 +108,9 @@ async fn round(path: Path, concurrency: usize, calls: usize) -> (Vec<Duration>, 
                         Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1).build_http();
                     let uri: http::Uri = format!("http://{addr}/api/v1/matrix/multiply").parse().unwrap();
                     for _ in 0..per_client {
+                        if rate.is_some() {
+                            ticks.tick().await;
+                        }
                         let began = Instant::now();
                         let request = http::Request::post(uri.clone())
                             .header("content-type", "application/json")
@@ -131,6 +151,12 @@ async fn main() {
     ];
     let gateway = start(env!("CARGO_BIN_EXE_axiom25-ui-gateway"), &["http", "admin"], &gateway_env).await;
     let gateway_addr = gateway.addr("http");
+    let bare_bin = std::env::var("AXIOM25_BARE_TONIC_BIN")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/axiom25-bare-tonic").into());
+    let bare =
+        Binary::new(&bare_bin).wait_ready(false).start().await.unwrap_or_else(|error| panic!("{bare_bin}: {error:#}"));
+    let bare_addr = bare.addr("grpc");
+    round(Path::Grpc(bare_addr), 4, WARMUP).await;
 
     round(Path::Grpc(api_addr), 4, WARMUP).await;
     round(Path::Rest(gateway_addr), 4, WARMUP).await;
@@ -169,7 +195,9 @@ async fn main() {
             "gateway_rss_kib": gateway_rss_kib,
         }));
     }
+    let steady = steady_floor(&gateway, &api, &bare, gateway_addr, bare_addr).await;
     let report = serde_json::json!({
+        "steady": steady,
         "matrix": format!("{N}x{N}"),
         "rounds": ROUNDS,
         "calls_per_round": CALLS_PER_ROUND,
@@ -181,5 +209,43 @@ async fn main() {
     std::fs::create_dir_all(&out).expect("target/bench");
     let mut file = std::fs::File::create(out.join("gateway.json")).expect("gateway.json");
     writeln!(file, "{report:#}").expect("write");
-    drop((api, gateway));
+    drop((api, gateway, bare));
+}
+
+/// CPU per call at a steady `STEADY_RATE` from one client: the gateway's and the api's per REST
+/// call against the bare server's per gRPC call, in alternating rounds.
+async fn steady_floor(
+    gateway: &RunningBinary,
+    api: &RunningBinary,
+    bare: &RunningBinary,
+    gateway_addr: SocketAddr,
+    bare_addr: SocketAddr,
+) -> serde_json::Value {
+    let (mut gateway_cpu, mut api_cpu, mut bare_cpu) = (0.0, 0.0, 0.0);
+    let (mut rest, mut grpc) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let (gateway_before, api_before) = (proc_stat(gateway).0, proc_stat(api).0);
+        rest.extend(paced_round(Path::Rest(gateway_addr), 1, STEADY_CALLS_PER_ROUND, Some(STEADY_RATE)).await.0);
+        gateway_cpu += proc_stat(gateway).0 - gateway_before;
+        api_cpu += proc_stat(api).0 - api_before;
+        let bare_before = proc_stat(bare).0;
+        grpc.extend(paced_round(Path::Grpc(bare_addr), 1, STEADY_CALLS_PER_ROUND, Some(STEADY_RATE)).await.0);
+        bare_cpu += proc_stat(bare).0 - bare_before;
+    }
+    rest.sort_unstable();
+    grpc.sort_unstable();
+    let calls = (ROUNDS * STEADY_CALLS_PER_ROUND) as f64;
+    let per_call = |seconds: f64| seconds * 1e6 / calls;
+    let report = serde_json::json!({
+        "rate_per_s": STEADY_RATE,
+        "calls": calls,
+        "gateway_cpu_us_per_rest_call": per_call(gateway_cpu),
+        "api_cpu_us_per_rest_call": per_call(api_cpu),
+        "bare_cpu_us_per_grpc_call": per_call(bare_cpu),
+        "gateway_over_bare": gateway_cpu / bare_cpu,
+        "rest_p50_ms": percentile_ms(&rest, 0.5),
+        "bare_grpc_p50_ms": percentile_ms(&grpc, 0.5),
+    });
+    eprintln!("steady {STEADY_RATE}/s: {report}");
+    report
 }

@@ -250,16 +250,23 @@ pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> 
     };
     if let Err(wait) = guard.rate_limit.check(&client) {
         metrics::counter!("axiom25_gateway_rate_limited_total").increment(1);
-        return Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            "Too Many Requests",
-            format!("over the request rate; try again in {} ms", wait.as_millis().max(1)),
-        )
-        .retry_after(wait)
-        .into_response();
+        return rate_limited(wait);
     }
     next.run(request).await
+}
+
+/// The 429 for a client that may send again after `wait`. `Retry-After` counts whole seconds
+/// (RFC 9110 §10.2.3), so the wait is rounded up once and the detail names the same figure.
+fn rate_limited(wait: Duration) -> Response {
+    let seconds = wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0)).max(1);
+    Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "Too Many Requests",
+        format!("over the request rate; try again in {seconds} s"),
+    )
+    .retry_after(Duration::from_secs(seconds))
+    .into_response()
 }
 
 fn unauthorized(reason: &'static str, detail: &str) -> Response {
@@ -412,5 +419,35 @@ mod tests {
         let wait = limit.check(&client).unwrap_err();
         assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1), "{wait:?}");
         assert!(limit.check(&Client::Address(IpAddr::from([10, 0, 0, 2]))).is_ok());
+    }
+
+    #[test]
+    fn keyed_clients_behind_one_address_each_have_their_own_bucket() {
+        let limit = RateLimit::new(&RateLimitSettings { requests_per_second: 1, burst: 1 });
+        let (first, second) = (Client::Key([1; 32]), Client::Key([2; 32]));
+        assert!(limit.check(&first).is_ok());
+        assert!(limit.check(&first).is_err());
+        assert!(limit.check(&second).is_ok(), "another key is not charged for the first one's calls");
+    }
+
+    async fn detail_and_retry_after(wait: Duration) -> (String, String) {
+        use http_body_util::BodyExt as _;
+        let response = rate_limited(wait);
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry_after = response.headers()[header::RETRY_AFTER].to_str().unwrap().to_owned();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (problem["detail"].as_str().unwrap().to_owned(), retry_after)
+    }
+
+    #[tokio::test]
+    async fn the_429_detail_names_the_wait_that_retry_after_gives() {
+        for (wait, seconds) in
+            [(Duration::from_millis(1), "1"), (Duration::from_millis(1_500), "2"), (Duration::from_secs(3), "3")]
+        {
+            let (detail, retry_after) = detail_and_retry_after(wait).await;
+            assert_eq!(retry_after, seconds, "{wait:?}");
+            assert!(detail.ends_with(&format!("try again in {seconds} s")), "{wait:?}: {detail}");
+        }
     }
 }
