@@ -217,7 +217,7 @@ pub fn count_refused_request(signal: &'static str, transport: Transport, reason:
     .increment(1);
 }
 
-/// Offers a copy of `request` (`kept` valid items of `total`) to the signal's upstream queue, if
+/// Offers `request` (`kept` valid items of `total`) to the signal's upstream queue, if
 /// forwarding is on: the only step that may refuse, so it runs before the stores change. A
 /// refusal counts all `total` items and the request as refused.
 fn offer_upstream<S: Signal>(
@@ -228,7 +228,7 @@ fn offer_upstream<S: Signal>(
     transport: Transport,
 ) -> Result<(), Refusal> {
     let offered = match forwarder {
-        Some(forwarder) if kept > 0 => forwarder.offer(request.clone()).map_err(Refusal::from),
+        Some(forwarder) if kept > 0 => forwarder.offer(request).map_err(Refusal::from),
         _ => Ok(()),
     };
     offered.inspect_err(|refusal| {

@@ -5,9 +5,13 @@
 //! failed, and call latency. Requests are encoded once and only their trace and span ids are
 //! rewritten per call, so the generator spends little of the shared CPU. `--decode-only` instead
 //! measures how fast this machine decodes the same payload with prost: the ceiling of any collector.
+//! `--sink` instead serves `TraceService/Export` on 127.0.0.1 as the upstream of a forwarding
+//! collector (ours or the peer's): it counts the spans it is given without building them, prints
+//! `{"mode":"sink","listening":...}` once, a count line for every line read on stdin, and exits at
+//! end of stdin or after `--seconds`.
 //!
 //! Usage: `axiom25-otlp-load [--endpoint URL] [--rate SPANS_PER_S] [--seconds N] [--spans N]
-//! [--attributes N] [--concurrency N] [--decode-only]`
+//! [--attributes N] [--concurrency N] [--decode-only | --sink]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +34,7 @@ struct Options {
     attributes: usize,
     concurrency: usize,
     decode_only: bool,
+    sink: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -41,11 +46,16 @@ fn options() -> Result<Options, String> {
         attributes: 10,
         concurrency: 16,
         decode_only: false,
+        sink: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--decode-only" {
             options.decode_only = true;
+            continue;
+        }
+        if flag == "--sink" {
+            options.sink = true;
             continue;
         }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -223,6 +233,15 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if options.sink {
+        return match sink::serve(Duration::from_secs(options.seconds)).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("axiom25-otlp-load: sink: {error}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let template = Arc::new(template(options.spans, options.attributes));
     if options.decode_only {
         let line = tokio::task::block_in_place(|| decode_only(&template, options.spans, options.seconds));
@@ -317,6 +336,173 @@ async fn send(
         }
         Err(_) => {
             tally.failed.fetch_add(spans, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The upstream end of a forwarding benchmark: an OTLP/gRPC trace endpoint that counts spans.
+mod sink {
+    use std::convert::Infallible;
+    use std::io::BufRead as _;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use bytes::{Buf, Bytes};
+    use futures_util::future::{BoxFuture, Ready, ready};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+    use prost::Message;
+    use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+    /// An export request read only as deep as its spans: each span stays an unparsed slice.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct SpanCount {
+        #[prost(message, repeated, tag = "1")]
+        resource_spans: Vec<ResourceSpanCount>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct ResourceSpanCount {
+        #[prost(message, repeated, tag = "2")]
+        scope_spans: Vec<ScopeSpanCount>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct ScopeSpanCount {
+        #[prost(bytes = "bytes", repeated, tag = "2")]
+        spans: Vec<Bytes>,
+    }
+
+    impl SpanCount {
+        pub fn spans(&self) -> u64 {
+            self.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum()
+        }
+    }
+
+    #[derive(Default)]
+    struct Received {
+        requests: AtomicU64,
+        spans: AtomicU64,
+    }
+
+    #[derive(Debug, Clone, Default)]
+    struct CountingCodec;
+
+    impl Codec for CountingCodec {
+        type Encode = ExportTraceServiceResponse;
+        type Decode = SpanCount;
+        type Encoder = Self;
+        type Decoder = Self;
+        fn encoder(&mut self) -> Self {
+            Self
+        }
+        fn decoder(&mut self) -> Self {
+            Self
+        }
+    }
+
+    impl Encoder for CountingCodec {
+        type Item = ExportTraceServiceResponse;
+        type Error = tonic::Status;
+        fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+            item.encode(dst).map_err(|error| tonic::Status::internal(error.to_string()))
+        }
+    }
+
+    impl Decoder for CountingCodec {
+        type Item = SpanCount;
+        type Error = tonic::Status;
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
+            let chunk = src.copy_to_bytes(src.remaining());
+            SpanCount::decode(chunk).map(Some).map_err(|error| tonic::Status::invalid_argument(error.to_string()))
+        }
+    }
+
+    struct Export(Arc<Received>);
+
+    impl tonic::server::UnaryService<SpanCount> for Export {
+        type Response = ExportTraceServiceResponse;
+        type Future = Ready<Result<tonic::Response<Self::Response>, tonic::Status>>;
+        fn call(&mut self, request: tonic::Request<SpanCount>) -> Self::Future {
+            self.0.requests.fetch_add(1, Ordering::Relaxed);
+            self.0.spans.fetch_add(request.get_ref().spans(), Ordering::Relaxed);
+            ready(Ok(tonic::Response::new(ExportTraceServiceResponse::default())))
+        }
+    }
+
+    #[derive(Clone)]
+    struct TraceSink(Arc<Received>);
+
+    impl tonic::server::NamedService for TraceSink {
+        const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    }
+
+    impl tower::Service<http::Request<tonic::body::Body>> for TraceSink {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = Infallible;
+        type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+            let received = Arc::clone(&self.0);
+            Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(CountingCodec)
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .max_decoding_message_size(256 << 20);
+                Ok(grpc.unary(Export(received), request).await)
+            })
+        }
+    }
+
+    fn emit_count(received: &Received) {
+        super::emit(&format!(
+            r#"{{"mode":"sink","requests":{},"spans_received":{}}}"#,
+            received.requests.load(Ordering::Relaxed),
+            received.spans.load(Ordering::Relaxed)
+        ));
+    }
+
+    /// Serves until stdin ends or `lifetime` has passed, whichever comes first.
+    pub async fn serve(lifetime: Duration) -> Result<(), Box<dyn std::error::Error>> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        super::emit(&format!(r#"{{"mode":"sink","listening":"{}"}}"#, listener.local_addr()?));
+        let received = Arc::new(Received::default());
+        let (ended, stdin_ended) = tokio::sync::oneshot::channel::<()>();
+        let counts = Arc::clone(&received);
+        // Blocking stdin reads stay off the runtime; each line asks for the counts so far.
+        std::thread::spawn(move || {
+            for _ in std::io::stdin().lock().lines().map_while(Result::ok) {
+                emit_count(&counts);
+            }
+            let _ = ended.send(());
+        });
+        let stop = async move {
+            tokio::select! {
+                _ = stdin_ended => {}
+                () = tokio::time::sleep(lifetime) => {}
+            }
+        };
+        tonic::transport::Server::builder()
+            .add_service(TraceSink(Arc::clone(&received)))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                stop,
+            )
+            .await?;
+        emit_count(&received);
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn span_count_counts_every_span_of_every_resource_and_scope() {
+            let bytes = super::super::template(100, 3).instance(7);
+            assert_eq!(SpanCount::decode(bytes).expect("decodes").spans(), 100);
         }
     }
 }

@@ -1,24 +1,29 @@
 //! Upstream OTLP/gRPC forwarding: one bounded queue and retry loop per signal and destination.
 //!
 //! Receivers [`Forwarder::offer`] requests without waiting; a background export loop per
-//! destination merges queued requests into batches and exports them, retrying what the OTLP
-//! specification calls retryable. Every accepted item ends up sent, dropped with a counted reason,
-//! or still queued: `accepted = sent + dropped + queued` whenever no export is in flight.
+//! destination merges queued requests into batches and exports them, a few at a time, retrying
+//! what the OTLP specification calls retryable. Every accepted item ends up sent, dropped with a
+//! counted reason, or still queued: `accepted = sent + dropped + queued` whenever no export is in
+//! flight.
 
+mod encoded;
 mod queue;
 mod retry;
 mod settings;
 mod signal;
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use metrics::{Counter, Gauge, counter, describe_counter, describe_gauge, gauge};
+use prost::Message as _;
 use thiserror::Error;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
@@ -167,6 +172,11 @@ impl std::ops::Add for FlushReport {
     }
 }
 
+/// Exports one destination has in flight at once: enough to overlap the round trips to an
+/// upstream on the same network and use both cores for encoding, few enough that a failing
+/// upstream meets only a handful of retries at a time.
+const EXPORTS_IN_FLIGHT: usize = 4;
+
 /// Forwards one signal to one upstream. Clones share the queue; see [`Forwarder::shutdown`].
 pub struct Forwarder<S: Signal> {
     handle: Arc<Handle<S>>,
@@ -196,7 +206,7 @@ struct Handle<S: Signal> {
 
 /// State shared by the senders and the export loop.
 struct Shared<S: Signal> {
-    queue: ExportQueue<S::Request>,
+    queue: ExportQueue<Bytes>,
     capacity: usize,
     policy: FullPolicy,
     stats: ForwardStats,
@@ -205,6 +215,8 @@ struct Shared<S: Signal> {
     retry_hint_ms: AtomicU64,
     /// `None` until shutdown; then the instant after which nothing more is attempted.
     deadline: watch::Sender<Option<Instant>>,
+    /// The queue holds `S::Request`s encoded; this keeps the signal in the type.
+    signal: PhantomData<fn() -> S>,
 }
 
 impl<S: Signal> Forwarder<S> {
@@ -214,6 +226,14 @@ impl<S: Signal> Forwarder<S> {
     /// # Errors
     /// The endpoint is not a valid URI.
     pub fn start(endpoint: &str, settings: &ForwardSettings) -> Result<Self, ForwardError> {
+        Self::start_with_exports_in_flight(endpoint, settings, EXPORTS_IN_FLIGHT)
+    }
+
+    fn start_with_exports_in_flight(
+        endpoint: &str,
+        settings: &ForwardSettings,
+        exports_in_flight: usize,
+    ) -> Result<Self, ForwardError> {
         let channel = Endpoint::from_shared(endpoint.to_owned())
             .map_err(|source| ForwardError::InvalidEndpoint { signal: S::NAME, endpoint: endpoint.to_owned(), source })?
             .connect_timeout(settings.timeout())
@@ -231,6 +251,7 @@ impl<S: Signal> Forwarder<S> {
             metrics,
             retry_hint_ms: AtomicU64::new(settings.initial_backoff_ms),
             deadline: watch::Sender::new(None),
+            signal: PhantomData,
         });
         let export_loop = ExportLoop {
             deadline: shared.deadline.subscribe(),
@@ -241,12 +262,17 @@ impl<S: Signal> Forwarder<S> {
             max_backoff: Duration::from_millis(settings.max_backoff_ms),
             max_retry_elapsed: Duration::from_millis(settings.max_retry_elapsed_ms),
             max_batch_items: settings.max_batch_items,
+            exports_in_flight,
         };
         let export_loop = tokio::spawn(export_loop.run());
         Ok(Self { handle: Arc::new(Handle { shared, export_loop: Mutex::new(Some(export_loop)) }) })
     }
 
-    /// Queues `request` for the upstream without waiting.
+    /// Queues `request`, encoded, for the upstream without waiting.
+    ///
+    /// It is encoded here, on the receiver's task, so encoding spreads over every core, the queue
+    /// holds the compact wire form instead of decoded structures, and merging queued requests
+    /// into one export is a concatenation of their bytes (protobuf concatenates repeated fields).
     ///
     /// A full queue refuses it ([`Refusal::Backpressure`]) under the default policy, so the sender
     /// keeps the data and retries later; nothing is lost here. Under [`FullPolicy::Drop`] it is
@@ -254,9 +280,9 @@ impl<S: Signal> Forwarder<S> {
     ///
     /// # Errors
     /// See [`Refusal`]: the request was not taken and the sender still owns its data.
-    pub fn offer(&self, request: S::Request) -> Result<(), Refusal> {
+    pub fn offer(&self, request: &S::Request) -> Result<(), Refusal> {
         let shared = &self.handle.shared;
-        let items = S::items(&request);
+        let items = S::items(request);
         if items == 0 {
             return Ok(());
         }
@@ -270,7 +296,7 @@ impl<S: Signal> Forwarder<S> {
         let refusal = if items > shared.capacity {
             Refusal::TooLarge { items, capacity: shared.capacity }
         } else {
-            match shared.queue.push(request, items) {
+            match shared.queue.push(Bytes::from(request.encode_to_vec()), items) {
                 Ok(()) => {
                     shared.stats.accepted.fetch_add(items as u64, Ordering::Relaxed);
                     return Ok(());
@@ -293,7 +319,7 @@ impl<S: Signal> Forwarder<S> {
         Err(refusal)
     }
 
-    /// Items waiting in the queue (not counting a batch in flight).
+    /// Items waiting in the queue (not counting batches in flight).
     #[must_use]
     pub fn queue_items(&self) -> usize {
         self.handle.shared.queue.items()
@@ -431,23 +457,51 @@ struct ExportLoop<S: Signal> {
     max_backoff: Duration,
     max_retry_elapsed: Duration,
     max_batch_items: usize,
+    exports_in_flight: usize,
+}
+
+impl<S: Signal> Clone for ExportLoop<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            channel: self.channel.clone(),
+            deadline: self.deadline.clone(),
+            timeout: self.timeout,
+            initial_backoff: self.initial_backoff,
+            max_backoff: self.max_backoff,
+            max_retry_elapsed: self.max_retry_elapsed,
+            max_batch_items: self.max_batch_items,
+            exports_in_flight: self.exports_in_flight,
+        }
+    }
 }
 
 impl<S: Signal> ExportLoop<S> {
-    async fn run(mut self) {
-        // One batch at a time: the queue, not concurrent exports, absorbs bursts, and a failing
-        // upstream is not hammered by parallel retries.
-        while !self.deadline_passed() {
+    async fn run(self) {
+        // Up to `exports_in_flight` batches at once, so throughput is not bounded by one round trip
+        // to the upstream and encoding runs on every core. A batch is taken off the queue only when
+        // a slot is free: with every slot busy the queue, not more exports, absorbs bursts, so a
+        // slow or failing upstream meets at most that many exports (and retries) at a time. Each
+        // delivery counts its own outcome, so `accepted = sent + dropped + queued + in flight`.
+        let mut in_flight = JoinSet::new();
+        loop {
+            while in_flight.try_join_next().is_some() {}
+            if in_flight.len() >= self.exports_in_flight {
+                in_flight.join_next().await;
+                continue;
+            }
+            if self.deadline_passed() {
+                break;
+            }
             let Some((requests, items)) = self.shared.queue.take_batch(self.max_batch_items).await else {
                 break;
             };
-            let mut requests = requests.into_iter();
-            let Some(mut batch) = requests.next() else { continue };
-            for request in requests {
-                S::merge(&mut batch, request);
-            }
-            self.deliver(batch, items).await;
+            let batch = concatenate(requests);
+            let mut delivery = self.clone();
+            in_flight.spawn(async move { delivery.deliver(batch, items).await });
         }
+        // Every delivery races the shutdown deadline itself, so this wait is bounded by it.
+        while in_flight.join_next().await.is_some() {}
         // The deadline came with requests still queued (or the queue was closed and is empty).
         let left = self.shared.queue.drain();
         if left > 0 {
@@ -457,10 +511,11 @@ impl<S: Signal> ExportLoop<S> {
 
     /// Exports `batch` until it is accepted, refused for good, out of retry time, or the shutdown
     /// deadline comes; every outcome is counted.
-    async fn deliver(&mut self, batch: S::Request, items: usize) {
+    async fn deliver(&mut self, batch: Bytes, items: usize) {
         let first_attempt = Instant::now();
         let mut backoff = Backoff::new(self.initial_backoff, self.max_backoff);
         loop {
+            // A retry sends the same bytes: cloning `Bytes` copies nothing.
             let mut request = tonic::Request::new(batch.clone());
             request.set_timeout(self.timeout);
             let attempt = tokio::time::timeout(self.timeout, S::export(self.channel.clone(), request));
@@ -538,6 +593,19 @@ impl<S: Signal> ExportLoop<S> {
     fn deadline_passed(&self) -> bool {
         self.deadline.borrow().is_some_and(|deadline| Instant::now() >= deadline)
     }
+}
+
+/// One encoded export request holding every request of `requests`: the concatenation of two
+/// encoded messages decodes as their merge, and repeated fields (the resources) are appended.
+fn concatenate(mut requests: Vec<Bytes>) -> Bytes {
+    if requests.len() == 1 {
+        return requests.pop().unwrap_or_default();
+    }
+    let mut batch = BytesMut::with_capacity(requests.iter().map(Bytes::len).sum());
+    for request in requests {
+        batch.extend_from_slice(&request);
+    }
+    batch.freeze()
 }
 
 /// Resolves once a shutdown deadline is set and reached; never, while no shutdown is under way.
@@ -780,21 +848,66 @@ mod tests {
     async fn a_full_queue_answers_backpressure_under_the_default_policy_and_loses_nothing() {
         let upstream = Upstream::answering(Answer::Hang, &[]);
         let endpoint = upstream.clone().serve().await;
-        let forwarder =
-            Forwarder::<Traces>::start(&endpoint, &ForwardSettings { queue_capacity_items: 10, ..settings() })
-                .expect("valid endpoint");
+        let settings = ForwardSettings { queue_capacity_items: 10, max_batch_items: 6, ..settings() };
+        let forwarder = Forwarder::<Traces>::start(&endpoint, &settings).expect("valid endpoint");
 
-        forwarder.offer(spans("a", 6)).expect("room for 6");
-        eventually("the first batch is in flight", || upstream.calls().len() == 1).await;
-        forwarder.offer(spans("b", 6)).expect("room for 6 again");
-        let refusal = forwarder.offer(spans("c", 5)).expect_err("only 4 left");
+        for slot in 0..EXPORTS_IN_FLIGHT {
+            forwarder.offer(&spans(&format!("a{slot}"), 6)).expect("room for 6");
+            eventually("the batch is in flight", || upstream.calls().len() == slot + 1).await;
+        }
+        forwarder.offer(&spans("b", 6)).expect("room for 6 again");
+        let refusal = forwarder.offer(&spans("c", 5)).expect_err("only 4 left");
 
         let Refusal::Backpressure(Backpressure { retry_after }) = refusal else { panic!("{refusal:?}") };
         assert!(retry_after >= Duration::from_millis(10), "{retry_after:?}");
-        assert_eq!(forwarder.offer(spans("d", 11)), Err(Refusal::TooLarge { items: 11, capacity: 10 }));
+        assert_eq!(forwarder.offer(&spans("d", 11)), Err(Refusal::TooLarge { items: 11, capacity: 10 }));
         let stats = forwarder.stats();
-        assert_eq!((stats.accepted(), stats.refused(), stats.dropped_total()), (12, 16, 0));
+        assert_eq!(
+            (stats.accepted(), stats.refused(), stats.dropped_total()),
+            (6 * EXPORTS_IN_FLIGHT as u64 + 6, 16, 0)
+        );
         assert_eq!(forwarder.queue_items(), 6);
+    }
+
+    #[test]
+    fn concatenated_requests_decode_as_one_request_holding_every_resource() {
+        let encode = |request: ExportTraceServiceRequest| Bytes::from(prost::Message::encode_to_vec(&request));
+        let batch = concatenate(vec![encode(spans("a", 2)), encode(spans("b", 3))]);
+        let merged = <ExportTraceServiceRequest as prost::Message>::decode(batch).expect("decodes");
+        assert_eq!(merged.resource_spans.len(), 2);
+        assert_eq!(Traces::items(&merged), 5);
+    }
+
+    #[tokio::test]
+    async fn a_slow_upstream_has_several_exports_in_flight_and_no_more_than_the_bound() {
+        let upstream = Upstream::answering(Answer::Hang, &[]);
+        let endpoint = upstream.clone().serve().await;
+        let forwarder = Forwarder::<Traces>::start(&endpoint, &ForwardSettings { max_batch_items: 5, ..settings() })
+            .expect("valid endpoint");
+
+        for request in 0..=EXPORTS_IN_FLIGHT {
+            forwarder.offer(&spans(&format!("r{request}"), 5)).expect("room");
+        }
+
+        eventually("every slot holds an export", || upstream.calls().len() == EXPORTS_IN_FLIGHT).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(upstream.calls().len(), EXPORTS_IN_FLIGHT, "no export beyond the bound");
+        assert_eq!(forwarder.queue_items(), 5, "the last request waits for a free slot");
+    }
+
+    #[tokio::test]
+    async fn a_retried_export_sends_the_same_spans_again() {
+        let upstream = Upstream::answering(Answer::Accept, &[Answer::Unavailable, Answer::Unavailable]);
+        let endpoint = upstream.clone().serve().await;
+        let forwarder = Forwarder::<Traces>::start(&endpoint, &settings()).expect("valid endpoint");
+
+        forwarder.offer(&spans("a", 3)).expect("room");
+        settled(&forwarder).await;
+
+        let calls = upstream.calls();
+        assert_eq!(calls.len(), 3);
+        assert!(calls.iter().all(|call| call.span_names == names("a", 3)), "{calls:?}");
+        assert_eq!(forwarder.stats().sent(), 3);
     }
 
     #[tokio::test]
@@ -804,10 +917,10 @@ mod tests {
         let settings = ForwardSettings { queue_capacity_items: 10, full_policy: FullPolicy::Drop, ..settings() };
         let forwarder = Forwarder::<Traces>::start(&endpoint, &settings).expect("valid endpoint");
 
-        forwarder.offer(spans("a", 6)).expect("room for 6");
+        forwarder.offer(&spans("a", 6)).expect("room for 6");
         eventually("the first batch is in flight", || upstream.calls().len() == 1).await;
-        forwarder.offer(spans("b", 6)).expect("room for 6 again");
-        forwarder.offer(spans("c", 5)).expect("accepted and dropped");
+        forwarder.offer(&spans("b", 6)).expect("room for 6 again");
+        forwarder.offer(&spans("c", 5)).expect("accepted and dropped");
 
         let stats = forwarder.stats();
         assert_eq!((stats.accepted(), stats.refused()), (17, 0));
@@ -823,7 +936,7 @@ mod tests {
         let forwarder = Forwarder::<Traces>::start(&endpoint, &settings()).expect("valid endpoint");
 
         for batch in ["a", "b", "c"] {
-            forwarder.offer(spans(batch, 10)).expect("room");
+            forwarder.offer(&spans(batch, 10)).expect("room");
         }
         settled(&forwarder).await;
 
@@ -848,7 +961,7 @@ mod tests {
         let endpoint = upstream.clone().serve().await;
         let forwarder = Forwarder::<Traces>::start(&endpoint, &settings()).expect("valid endpoint");
 
-        forwarder.offer(spans("a", 3)).expect("room");
+        forwarder.offer(&spans("a", 3)).expect("room");
         settled(&forwarder).await;
 
         let calls = upstream.calls();
@@ -865,9 +978,9 @@ mod tests {
         let endpoint = upstream.clone().serve().await;
         let forwarder = Forwarder::<Traces>::start(&endpoint, &settings()).expect("valid endpoint");
 
-        forwarder.offer(spans("bad", 4)).expect("room");
+        forwarder.offer(&spans("bad", 4)).expect("room");
         settled(&forwarder).await;
-        forwarder.offer(spans("good", 2)).expect("room");
+        forwarder.offer(&spans("good", 2)).expect("room");
         settled(&forwarder).await;
 
         assert_eq!(upstream.calls().len(), 2, "the refused batch was not retried");
@@ -882,7 +995,7 @@ mod tests {
         let endpoint = upstream.clone().serve().await;
         let forwarder = Forwarder::<Traces>::start(&endpoint, &settings()).expect("valid endpoint");
 
-        forwarder.offer(spans("a", 10)).expect("room");
+        forwarder.offer(&spans("a", 10)).expect("room");
         settled(&forwarder).await;
 
         let stats = forwarder.stats();
@@ -896,7 +1009,7 @@ mod tests {
         let settings = ForwardSettings { max_retry_elapsed_ms: 100, ..settings() };
         let forwarder = Forwarder::<Traces>::start(&endpoint, &settings).expect("valid endpoint");
 
-        forwarder.offer(spans("a", 5)).expect("room");
+        forwarder.offer(&spans("a", 5)).expect("room");
         settled(&forwarder).await;
 
         assert!(upstream.calls().len() >= 2, "retried before giving up");
@@ -909,7 +1022,7 @@ mod tests {
         let endpoint = upstream.clone().serve().await;
         let forwarder = Forwarder::<Traces>::start(&endpoint, &settings()).expect("valid endpoint");
         for batch in 0..20 {
-            forwarder.offer(spans(&format!("batch{batch}"), 50)).expect("room");
+            forwarder.offer(&spans(&format!("batch{batch}"), 50)).expect("room");
         }
 
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -926,7 +1039,7 @@ mod tests {
         let forwarder = Forwarder::<Traces>::start(&endpoint, &settings()).expect("valid endpoint");
         let sender = forwarder.clone();
         for batch in ["a", "b", "c"] {
-            forwarder.offer(spans(batch, 10)).expect("room");
+            forwarder.offer(&spans(batch, 10)).expect("room");
         }
 
         let started = Instant::now();
@@ -935,7 +1048,7 @@ mod tests {
         assert_eq!(report, FlushReport { sent: 0, dropped: 30 });
         assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
         assert_eq!(sender.stats().dropped(DropReason::Shutdown), 30);
-        assert_eq!(sender.offer(spans("late", 1)), Err(Refusal::ShuttingDown));
+        assert_eq!(sender.offer(&spans("late", 1)), Err(Refusal::ShuttingDown));
         assert_accounted(&sender);
     }
 
@@ -944,9 +1057,9 @@ mod tests {
         let upstream = Upstream::answering(Answer::Hang, &[]);
         let endpoint = upstream.clone().serve().await;
         let forwarder = Forwarder::<Traces>::start(&endpoint, &settings()).expect("valid endpoint");
-        forwarder.offer(spans("a", 4)).expect("room");
+        forwarder.offer(&spans("a", 4)).expect("room");
         eventually("the batch is in flight", || upstream.calls().len() == 1).await;
-        forwarder.offer(spans("b", 4)).expect("room");
+        forwarder.offer(&spans("b", 4)).expect("room");
 
         let deadline = Instant::now() + Duration::from_millis(200);
         let report = forwarder.shutdown(deadline).await;
@@ -959,9 +1072,9 @@ mod tests {
     async fn an_upstream_down_at_start_gets_everything_once_it_is_up() {
         let address = closed_port().await;
         let forwarder = Forwarder::<Traces>::start(&format!("http://{address}"), &settings()).expect("valid endpoint");
-        forwarder.offer(spans("early", 5)).expect("room");
+        forwarder.offer(&spans("early", 5)).expect("room");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        forwarder.offer(spans("later", 5)).expect("room");
+        forwarder.offer(&spans("later", 5)).expect("room");
         assert_eq!(forwarder.stats().sent(), 0);
 
         let upstream = Upstream::answering(Answer::Accept, &[]);
@@ -984,7 +1097,7 @@ mod tests {
         // The test runtime has one thread: the export loop runs only once this test awaits, so
         // all ten requests are queued together.
         for batch in 0..10 {
-            forwarder.offer(spans(&format!("r{batch}"), 3)).expect("room");
+            forwarder.offer(&spans(&format!("r{batch}"), 3)).expect("room");
         }
         settled(&forwarder).await;
 
@@ -1018,7 +1131,7 @@ mod tests {
                 let forwarder = forwarder.clone();
                 tokio::spawn(async move {
                     for batch in 0..50 {
-                        forwarder.offer(spans(&format!("s{sender}-{batch}"), 7)).expect("drop policy accepts");
+                        forwarder.offer(&spans(&format!("s{sender}-{batch}"), 7)).expect("drop policy accepts");
                         tokio::task::yield_now().await;
                     }
                 })

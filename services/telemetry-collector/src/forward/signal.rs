@@ -1,19 +1,18 @@
-//! The three OTLP signals as the forwarder sees them: a request type, how many items it holds, how
-//! two requests merge, and the export call of the generated tonic client.
+//! The three OTLP signals as the forwarder sees them: a request type, how many items it holds, and
+//! the export call of its OTLP service.
 
 use std::future::Future;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use super::ForwardSettings;
+use super::encoded::unary;
 
 /// Items the upstream refused one by one in an otherwise successful answer (`partial_success`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,7 +26,7 @@ pub struct PartialRejection {
 /// One OTLP signal the collector can forward upstream.
 pub trait Signal: Send + Sync + 'static {
     /// The export request of this signal's OTLP service.
-    type Request: Clone + Send + 'static;
+    type Request: prost::Message + Send + 'static;
 
     /// `traces`, `metrics` or `logs`: the `signal` and `data_type` metric labels.
     const NAME: &'static str;
@@ -46,13 +45,11 @@ pub trait Signal: Send + Sync + 'static {
     /// Spans, metric data points or log records in `request`.
     fn items(request: &Self::Request) -> usize;
 
-    /// Appends `other`'s resources to `into`'s, so one export carries both.
-    fn merge(into: &mut Self::Request, other: Self::Request);
-
-    /// Sends `request` over `channel`; `Ok` carries the upstream's partial rejection, if any.
+    /// Sends the encoded request over `channel`; `Ok` carries the upstream's partial rejection,
+    /// if any.
     fn export(
         channel: Channel,
-        request: Request<Self::Request>,
+        request: Request<Bytes>,
     ) -> impl Future<Output = Result<Option<PartialRejection>, Status>> + Send;
 }
 
@@ -84,12 +81,9 @@ impl Signal for Traces {
         request.resource_spans.iter().flat_map(|resource| &resource.scope_spans).map(|scope| scope.spans.len()).sum()
     }
 
-    fn merge(into: &mut Self::Request, other: Self::Request) {
-        into.resource_spans.extend(other.resource_spans);
-    }
-
-    async fn export(channel: Channel, request: Request<Self::Request>) -> Result<Option<PartialRejection>, Status> {
-        let answer = TraceServiceClient::new(channel).export(request).await?.into_inner();
+    async fn export(channel: Channel, request: Request<Bytes>) -> Result<Option<PartialRejection>, Status> {
+        let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+        let answer: ExportTraceServiceResponse = unary(channel, request, path).await?;
         Ok(answer
             .partial_success
             .map(|partial| PartialRejection { rejected: partial.rejected_spans, message: partial.error_message }))
@@ -125,12 +119,9 @@ impl Signal for Metrics {
             .sum()
     }
 
-    fn merge(into: &mut Self::Request, other: Self::Request) {
-        into.resource_metrics.extend(other.resource_metrics);
-    }
-
-    async fn export(channel: Channel, request: Request<Self::Request>) -> Result<Option<PartialRejection>, Status> {
-        let answer = MetricsServiceClient::new(channel).export(request).await?.into_inner();
+    async fn export(channel: Channel, request: Request<Bytes>) -> Result<Option<PartialRejection>, Status> {
+        let path = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+        let answer: ExportMetricsServiceResponse = unary(channel, request, path).await?;
         Ok(answer
             .partial_success
             .map(|partial| PartialRejection { rejected: partial.rejected_data_points, message: partial.error_message }))
@@ -158,12 +149,9 @@ impl Signal for Logs {
             .sum()
     }
 
-    fn merge(into: &mut Self::Request, other: Self::Request) {
-        into.resource_logs.extend(other.resource_logs);
-    }
-
-    async fn export(channel: Channel, request: Request<Self::Request>) -> Result<Option<PartialRejection>, Status> {
-        let answer = LogsServiceClient::new(channel).export(request).await?.into_inner();
+    async fn export(channel: Channel, request: Request<Bytes>) -> Result<Option<PartialRejection>, Status> {
+        let path = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+        let answer: ExportLogsServiceResponse = unary(channel, request, path).await?;
         Ok(answer
             .partial_success
             .map(|partial| PartialRejection { rejected: partial.rejected_log_records, message: partial.error_message }))
@@ -191,13 +179,10 @@ mod tests {
     }
 
     #[test]
-    fn spans_are_counted_across_resources_and_scopes_and_merge_without_loss() {
-        let mut request = ExportTraceServiceRequest { resource_spans: vec![resource_spans(&[2, 3])] };
+    fn spans_are_counted_across_resources_and_scopes() {
+        let request = ExportTraceServiceRequest { resource_spans: vec![resource_spans(&[2, 3])] };
         let other = ExportTraceServiceRequest { resource_spans: vec![resource_spans(&[4]), resource_spans(&[0, 1])] };
         assert_eq!((Traces::items(&request), Traces::items(&other)), (5, 5));
-        Traces::merge(&mut request, other);
-        assert_eq!(Traces::items(&request), 10);
-        assert_eq!(request.resource_spans.len(), 3);
     }
 
     #[test]

@@ -58,7 +58,7 @@ async fn a_full_upstream_queue_answers_backpressure_and_an_impossible_request_is
     for trace in [30, 31] {
         client.export(hundred_spans(trace)).await.expect("room in the queue");
     }
-    // The export loop may hold one batch in flight outside the queue; fill what is left.
+    // The export loop may hold a few batches in flight outside the queue; fill what is left.
     let mut refused = None;
     for trace in 32..40 {
         if let Err(status) = client.export(hundred_spans(trace)).await {
