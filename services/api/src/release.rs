@@ -17,8 +17,10 @@ pub const RELEASE_HEADER: &str = "x-axiom25-release";
 #[serde(default, deny_unknown_fields)]
 pub struct ReleaseSettings {
     /// `blue`, `green`, or empty when the api runs outside blue/green.
+    #[schemars(extend("enum" = ["", "blue", "green"]))]
     pub color: String,
     /// The deployed version (the image tag); empty means this build's version.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9._+-]{0,128}$"))]
     pub version: String,
 }
 
