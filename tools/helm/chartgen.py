@@ -33,7 +33,7 @@ OVERRIDES = ROOT / "tools" / "helm" / "schema-overrides.yaml"
 SETTINGS_SCHEMAS = ROOT / "docs" / "config"
 # Keywords of the generated Settings schemas that carry over into a chart's schema (draft-07):
 # `format` (uint16, ip, ...) and `default` are documentation there, and helm checks neither.
-SETTINGS_KEYWORDS = {"type", "enum", "description", "properties", "additionalProperties", "items", "minimum", "maximum"}
+SETTINGS_KEYWORDS = {"type", "enum", "description", "properties", "additionalProperties", "items", "minimum", "maximum", "pattern", "minLength", "maxLength"}
 GLOBAL_BLOCK = re.compile(r"^# BEGIN global.*?^# END global\n", re.S | re.M)
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.\-/]+):(?:\s|$)")
 DOC_LINE = re.compile(r"^ *# -- ?(?P<text>.*)$")
