@@ -62,9 +62,14 @@ def test_the_collector_dashboard_shows_each_signal_queue_memory_stores_and_span_
 
 
 def test_the_releases_dashboard_splits_traffic_and_errors_by_version_and_colour():
-    exprs = " ".join(expr for _, expr in dashboards.queries(BOARDS["releases"]))
-    assert "group_left (version) group by (job, instance, version) (axiom25_build_info" in exprs
-    assert "count by (color, version)" in exprs
+    api_panels = [(title, expr) for title, expr in dashboards.queries(BOARDS["releases"]) if 'job="api"' in expr]
+    assert len(api_panels) == 4
+    for title, expr in api_panels:
+        # The api's release identity is axiom25_release_info (docs/contracts.md §8), not the build's version.
+        assert "axiom25_release_info" in expr and "axiom25_build_info" not in expr, title
+        assert "by (color, version)" in expr or "by (le, color, version)" in expr, title
+        if "rpc_server_duration_seconds" in expr:
+            assert "group_left (color, version) group by (job, instance, color, version) (axiom25_release_info" in expr, title
 
 
 def test_provisioning_loads_the_dashboards_and_a_prometheus_datasource():

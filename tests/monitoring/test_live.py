@@ -14,6 +14,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
+import shlex
 import subprocess
 import threading
 import time
@@ -296,6 +298,13 @@ def test_every_dashboard_query_returns_data_after_real_traffic(stack):
     assert not empty, "panels without data:\n" + "\n".join(empty)
 
 
+def test_the_releases_dashboard_tells_both_colours_apart(stack):
+    """Both colours run and are scraped (job api): the releases dashboard's split finds each one."""
+    _, prometheus, _, _ = stack
+    series = prometheus.query('count by (color, version) (axiom25_release_info{job="api"})')
+    assert {s["metric"].get("color") for s in series} == {"blue", "green"}, series
+
+
 def test_every_recording_rule_returns_data(stack):
     _, prometheus, _, _ = stack
     selectors = sorted({f'{rule["record"]}{{slo="{rule["labels"]["slo"]}"}}' if "slo" in rule.get("labels", {}) else rule["record"]
@@ -312,6 +321,116 @@ def test_every_recording_rule_returns_data(stack):
     FIGURES["head_series"] = prometheus.query("prometheus_tsdb_head_series")[0]["value"][1]
     FIGURES["rule_series"] = prometheus.query('count({__name__=~"slo:.+"})')[0]["value"][1]
     assert all(g["health"] == "ok" for group in groups for g in group["rules"]), "a rule fails to evaluate"
+
+
+RUNBOOKS = ROOT / "docs" / "ops" / "runbooks" / "alerts.md"
+# PromQL words that are not metric names.
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset",
+                "sum", "min", "max", "avg", "group", "count", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values"}
+
+
+def runbook_commands() -> list[tuple[str, str]]:
+    """(alert, command) for every line of every `sh` block of the alert runbooks, each command once."""
+    seen: dict[str, str] = {}
+    alert = ""
+    for block in re.split(r"^## ", RUNBOOKS.read_text(), flags=re.M)[1:]:
+        alert = block.splitlines()[0].strip()
+        for body in re.findall(r"```sh\n(.*?)```", block, re.S):
+            for line in body.strip().splitlines():
+                assert not line.endswith("\\"), f"{alert}: one command a line, please: {line}"
+                seen.setdefault(line, alert)
+    return [(alert, command) for command, alert in seen.items()]
+
+
+def published_ports() -> dict[str, tuple[str, int]]:
+    """The local stack's default host address -> (service, container port), from its compose file."""
+    out = {}
+    for name, service in yaml.safe_load(COMPOSE_FILE.read_text())["services"].items():
+        for port in service.get("ports", []):
+            match = re.fullmatch(r"127\.0\.0\.1:\$\{\w+:-(\d+)\}:(\d+)", port)
+            assert match, f"{name}: unexpected port form {port}"
+            out[f"127.0.0.1:{match[1]}"] = (name, int(match[2]))
+    return out
+
+
+def for_the_test_stack(live: Stack, command: str) -> str:
+    """The runbook's command (written for `make up`: fixed ports, project axiom25) aimed at this
+    test's stack: its ephemeral ports and its compose project."""
+    ports = published_ports()
+
+    def address(match: re.Match) -> str:
+        assert match[0] in ports, f"the runbook names {match[0]}, which the local stack does not publish"
+        return live.url(*ports[match[0]]).removeprefix("http://")
+
+    command = re.sub(r"127\.0\.0\.1:\d+", address, command)
+    local = "docker-compose -f infrastructure/docker/docker-compose.yml -p axiom25 "
+    return command.replace(local, f"docker-compose -f {shlex.quote(str(live.base))} -p {PROJECT} ")
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names an expression selects (a name before `{`, or a bare name)."""
+    without_strings = re.sub(r'"[^"]*"', '""', expr)
+    without_labels = re.sub(r"\{[^}]*\}", "{}", without_strings)
+    without_ranges = re.sub(r"\[[^\]]*\]", "[]", without_labels)
+    names = set()
+    for match in re.finditer(r"([A-Za-z_:][A-Za-z0-9_:]*)\s*(\()?", without_ranges):
+        word, call = match[1], match[2]
+        if call or word in PROMQL_WORDS or re.fullmatch(r"[0-9.]+", word):
+            continue
+        # `by (le)` and `on (slo)` lists: label names, not metrics.
+        before = without_ranges[: match.start()].rstrip()
+        if re.search(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*$", before):
+            continue
+        names.add(word)
+    return names
+
+
+RUNBOOK_COMMANDS = runbook_commands()
+
+
+def test_every_runbook_command_runs_against_the_stack_and_names_only_real_metrics(stack):
+    """Each diagnosis command of docs/ops/runbooks/alerts.md, run as an operator would on `make up`'s
+    stack (addresses translated to this test's stack): it exits 0; a Prometheus query is valid PromQL
+    whose every metric name is exposed or recorded; an HTTP read answers JSON or a status code.
+    `kubectl` commands need a cluster, which this machine has none of: they are listed, not run."""
+    live, prometheus, _, _ = stack
+    known = set(get_json(f"{prometheus.base}/api/v1/label/__name__/values")["data"])
+    known |= {rule["record"] for rule in recording_rules()}
+    problems, ran, not_run = [], 0, []
+    for alert, command in RUNBOOK_COMMANDS:
+        if command.startswith("kubectl "):
+            not_run.append(command)
+            continue
+        result = subprocess.run(["bash", "-c", for_the_test_stack(live, command)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        ran += 1
+        if result.returncode != 0:
+            problems.append(f"{alert}: `{command}` exited {result.returncode}: {result.stderr.strip()[-300:]}")
+            continue
+        if command.startswith("curl ") and "-w " not in command:
+            try:
+                body = json.loads(result.stdout)
+            except json.JSONDecodeError:
+                problems.append(f"{alert}: `{command}` did not answer JSON: {result.stdout[:200]}")
+                continue
+            if ":9090/" in command and body.get("status") != "success":
+                problems.append(f"{alert}: `{command}`: {body}")
+        query = re.search(r"query=(.*)'$", command)
+        if query:
+            unknown = metric_names(query[1]) - known
+            if unknown:
+                problems.append(f"{alert}: `{command}` names metrics nothing exposes: {sorted(unknown)}")
+    FIGURES["runbook_commands"] = {"run": ran, "not_run_no_cluster": len(not_run)}
+    assert ran > 0
+    assert not problems, "runbook commands that do not work:\n" + "\n".join(problems)
+
+
+def test_metric_names_reads_selectors_not_functions_labels_or_grouping():
+    assert metric_names('sum by (le, rpc_method) (rate(rpc_server_duration_seconds_bucket{job="api",x=~"a.+"}[5m]))') == {
+        "rpc_server_duration_seconds_bucket"}
+    assert metric_names('slo:a:ratio{slo="x"} / on (slo) group_left slo:b:ratio{slo="x"}') == {"slo:a:ratio", "slo:b:ratio"}
+    assert metric_names("otelcol_exporter_queue_size / otelcol_exporter_queue_capacity") == {
+        "otelcol_exporter_queue_size", "otelcol_exporter_queue_capacity"}
+    assert metric_names("histogram_quantile(0.99, sum by (le) (rate(x_bucket[5m])))") == {"x_bucket"}
 
 
 def test_prometheus_keeps_its_history_across_a_stop_and_start(stack):
@@ -437,4 +556,9 @@ def write_report() -> None:
     total = sum(seconds for _, _, seconds in FIGURES.get("rule_groups", []))
     lines += ["", f"All groups together: {total * 1000:.1f} ms per {EVALUATION_INTERVAL:.0f} s evaluation interval, with a few",
               "minutes of history: the 1 d, 3 d and 30 d windows read more samples as history grows.", ""]
+    if "runbook_commands" in FIGURES:
+        commands = FIGURES["runbook_commands"]
+        lines += ["## Runbook commands", "",
+                  f"{commands['run']} distinct diagnosis commands of `docs/ops/runbooks/alerts.md` ran against the stack and",
+                  f"passed; {commands['not_run_no_cluster']} `kubectl` commands were not run (no Kubernetes cluster here).", ""]
     (ROOT / target).write_text("\n".join(lines))

@@ -193,20 +193,22 @@ def telemetry_collector() -> g.Dashboard:
 
 
 def releases() -> g.Dashboard:
-    release = 'group by (job, instance, version) (axiom25_build_info{job="api"})'
+    # axiom25_release_info{color, version} (docs/contracts.md §8): the colour and deployed version of each
+    # api instance, joined onto its metrics by instance.
+    release = 'group by (job, instance, color, version) (axiom25_release_info{job="api"})'
     count = f'rpc_server_duration_seconds_count{{job="api",{MATRIX}}}'
-    per_release = f"sum by (version) (rate({count}[{RATE}]) * on (job, instance) group_left (version) {release})"
-    errors = (f"sum by (version) (rate(rpc_server_duration_seconds_count{{job=\"api\",{MATRIX},{GRPC_SERVER_ERRORS}}}[{RATE}])"
-              f" * on (job, instance) group_left (version) {release})")
+    per_release = f"sum by (color, version) (rate({count}[{RATE}]) * on (job, instance) group_left (color, version) {release})"
+    errors = (f"sum by (color, version) (rate(rpc_server_duration_seconds_count{{job=\"api\",{MATRIX},{GRPC_SERVER_ERRORS}}}[{RATE}])"
+              f" * on (job, instance) group_left (color, version) {release})")
+    legend = "{{color}} {{version}}"
     panels = [
-        timeseries("Calls per second by version", [target(per_release, "{{version}}")], "reqps"),
-        timeseries("Server error ratio by version", [target(f"({errors} or 0 * {per_release}) / {per_release}", "{{version}}")], "percentunit"),
-        timeseries("p99 by version", [target(
-            f"histogram_quantile(0.99, sum by (le, version) (rate(rpc_server_duration_seconds_bucket{{job=\"api\",{MATRIX}}}[{RATE}])"
-            f" * on (job, instance) group_left (version) {release}))", "{{version}}")], "s"),
+        timeseries("Calls per second by colour and version", [target(per_release, legend)], "reqps"),
+        timeseries("Server error ratio by colour and version", [target(f"({errors} or 0 * {per_release}) / {per_release}", legend)], "percentunit"),
+        timeseries("p99 by colour and version", [target(
+            f"histogram_quantile(0.99, sum by (le, color, version) (rate(rpc_server_duration_seconds_bucket{{job=\"api\",{MATRIX}}}[{RATE}])"
+            f" * on (job, instance) group_left (color, version) {release}))", legend)], "s"),
         timeseries("Instances per colour and version", [target(
-            'count by (color, version) (axiom25_build_info{job="api"})',
-            "{{color}} {{version}}")]),
+            'count by (color, version) (axiom25_release_info{job="api"})', legend)]),
         timeseries("REST answers by release", [target(
             f'sum by (http_response_status_code) (rate(http_server_request_duration_seconds_count{{job="ui-gateway",{REST}}}[{RATE}]))',
             "{{http_response_status_code}}")], "reqps", "What clients saw across a switch."),
