@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 import dashboards
-from conftest import MONITORING, ROOT, recording_rules
+from conftest import MONITORING, ROOT, alerts, recording_rules
 
 PROJECT = "axiom25-monitoring-test"
 COMPOSE_FILE = ROOT / "infrastructure" / "docker" / "docker-compose.yml"
@@ -329,17 +329,17 @@ PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", 
                 "sum", "min", "max", "avg", "group", "count", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values"}
 
 
-def runbook_commands() -> list[tuple[str, str]]:
-    """(alert, command) for every line of every `sh` block of the alert runbooks, each command once."""
-    seen: dict[str, str] = {}
-    alert = ""
+def runbook_commands() -> list[tuple[list[str], str]]:
+    """(alerts whose entries give it, command) for every line of every `sh` block of the alert
+    runbooks, each command once."""
+    seen: dict[str, list[str]] = {}
     for block in re.split(r"^## ", RUNBOOKS.read_text(), flags=re.M)[1:]:
         alert = block.splitlines()[0].strip()
         for body in re.findall(r"```sh\n(.*?)```", block, re.S):
             for line in body.strip().splitlines():
                 assert not line.endswith("\\"), f"{alert}: one command a line, please: {line}"
-                seen.setdefault(line, alert)
-    return [(alert, command) for command, alert in seen.items()]
+                seen.setdefault(line, []).append(alert)
+    return [(alerts_of, command) for command, alerts_of in seen.items()]
 
 
 def published_ports() -> dict[str, tuple[str, int]]:
@@ -385,6 +385,20 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
+def reads_through_rules(expr: str) -> set[str]:
+    """The metric names an expression reads, through the recording rules it uses."""
+    records: dict[str, set[str]] = {}
+    for rule in recording_rules():
+        records.setdefault(rule["record"], set()).update(metric_names(rule["expr"]))
+    seen, pending = set(), set(metric_names(expr))
+    while pending:
+        name = pending.pop()
+        if name not in seen:
+            seen.add(name)
+            pending |= records.get(name, set())
+    return seen
+
+
 RUNBOOK_COMMANDS = runbook_commands()
 
 
@@ -396,8 +410,14 @@ def test_every_runbook_command_runs_against_the_stack_and_names_only_real_metric
     live, prometheus, _, _ = stack
     known = set(get_json(f"{prometheus.base}/api/v1/label/__name__/values")["data"])
     known |= {rule["record"] for rule in recording_rules()}
+    # A counter appears on its first event, and the exporter's metrics only with forwarding on (the
+    # local stack forwards nowhere): a name not exposed yet must then be one its alert's rule reads.
+    alert_reads = {rule["alert"]: reads_through_rules(rule["expr"]) for rule in alerts()}
+    not_yet = set()
     problems, ran, not_run = [], 0, []
-    for alert, command in RUNBOOK_COMMANDS:
+    for alerts_of, command in RUNBOOK_COMMANDS:
+        alert = alerts_of[0]
+        their_reads = set().union(*(alert_reads.get(name, set()) for name in alerts_of))
         if command.startswith("kubectl "):
             not_run.append(command)
             continue
@@ -417,9 +437,11 @@ def test_every_runbook_command_runs_against_the_stack_and_names_only_real_metric
         query = re.search(r"query=(.*)'$", command)
         if query:
             unknown = metric_names(query[1]) - known
+            not_yet |= unknown & their_reads
+            unknown -= their_reads
             if unknown:
-                problems.append(f"{alert}: `{command}` names metrics nothing exposes: {sorted(unknown)}")
-    FIGURES["runbook_commands"] = {"run": ran, "not_run_no_cluster": len(not_run)}
+                problems.append(f"{alert}: `{command}` names metrics nothing exposes or its alert reads: {sorted(unknown)}")
+    FIGURES["runbook_commands"] = {"run": ran, "not_run_no_cluster": len(not_run), "not_exposed_yet": sorted(not_yet)}
     assert ran > 0
     assert not problems, "runbook commands that do not work:\n" + "\n".join(problems)
 
