@@ -1,15 +1,18 @@
 //! The log store: recent log records, evicted oldest first, indexed by trace id.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use axiom25_telemetry_query::{LogList, LogView};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
 
+use crate::otlp::byte_text::hex;
+
+use super::bounded::{Bounded, Index, interned};
 use super::{
-    Attribute, AttributeValue, DEFAULT_LIMIT, LogStoreSettings, MAX_LIMIT, SpanId, StoreMetrics, StoreStats, TraceId,
-    attributes, attributes_heap_bytes, attributes_json, heap_len, hex, service_name, span_id_from, trace_id_from,
+    Attribute, AttributeValue, DEFAULT_LIMIT, LogStoreSettings, MAX_LIMIT, SpanId, StoreStats, TraceId, attributes,
+    attributes_heap_bytes, attributes_json, heap_len, service_name, span_id_from, trace_id_from,
 };
 
 // A record's slots in the trace index and a share of the index's own entry.
@@ -18,9 +21,7 @@ const RECORD_OVERHEAD: usize = 2 * size_of::<u64>() + 16;
 /// Recent log records, bounded by count and estimated bytes; shared by the receivers and the query API.
 #[derive(Debug)]
 pub struct LogStore {
-    settings: LogStoreSettings,
-    index: Mutex<LogIndex>,
-    metrics: StoreMetrics,
+    store: Bounded<LogIndex>,
 }
 
 /// Which records a log search returns.
@@ -120,13 +121,18 @@ struct LogIndex {
     evicted: u64,
 }
 
-impl LogIndex {
+impl Index for LogIndex {
+    type Settings = LogStoreSettings;
+    type Batch = ResourceBatch;
+    type Evicted = StoredLog;
+
+    fn batch_items(batch: &ResourceBatch) -> usize {
+        batch.records.len()
+    }
+
     fn insert(&mut self, batch: Vec<ResourceBatch>) {
         for group in batch {
-            let service = match self.services.get_key_value(&*group.service) {
-                Some((interned, _)) => Arc::clone(interned),
-                None => Arc::clone(&group.service),
-            };
+            let service = interned(&self.services, &group.service);
             *self.services.entry(Arc::clone(&service)).or_default() += group.records.len();
             for mut record in group.records {
                 if !Arc::ptr_eq(&record.service, &service) {
@@ -142,7 +148,7 @@ impl LogIndex {
         }
     }
 
-    /// Evicts the oldest records until both bounds hold; hands them back to be freed outside the lock.
+    /// Evicts the oldest records until both bounds hold.
     fn evict(&mut self, settings: &LogStoreSettings, evicted: &mut Vec<StoredLog>) {
         while self.records.len() > settings.max_records || self.bytes > settings.max_bytes {
             let Some(record) = self.records.pop_front() else { break };
@@ -170,6 +176,16 @@ impl LogIndex {
         }
     }
 
+    fn occupancy(&self) -> (usize, usize) {
+        (self.records.len(), self.bytes)
+    }
+
+    fn evictions(&self) -> (u64, u64) {
+        (self.evicted, 0)
+    }
+}
+
+impl LogIndex {
     fn get(&self, sequence: u64) -> Option<&StoredLog> {
         self.records.get(usize::try_from(sequence.checked_sub(self.first_sequence)?).ok()?)
     }
@@ -179,46 +195,26 @@ impl LogStore {
     /// An empty store bounded by `settings`.
     #[must_use]
     pub fn new(settings: LogStoreSettings) -> Self {
-        Self {
-            settings,
-            index: Mutex::default(),
-            metrics: StoreMetrics::new("logs", "axiom25_collector_store_evicted_logs_total"),
-        }
+        Self { store: Bounded::new(settings, "logs", "axiom25_collector_store_evicted_logs_total") }
     }
 
     /// Stores every record of `request` and returns how many; evicts the oldest records if that
     /// takes the store over a bound. Malformed trace or span ids are stored as absent.
     pub fn insert(&self, request: &ExportLogsServiceRequest) -> usize {
-        let batch: Vec<ResourceBatch> = request.resource_logs.iter().filter_map(ResourceBatch::from_otlp).collect();
-        let stored = batch.iter().map(|group| group.records.len()).sum();
-        if stored == 0 {
-            return 0;
-        }
-        let mut evicted = Vec::new();
-        let occupancy = {
-            let mut index = self.lock();
-            index.insert(batch);
-            index.evict(&self.settings, &mut evicted);
-            (index.records.len(), index.bytes)
-        };
-        let evicted_count = evicted.len() as u64;
-        drop(evicted);
-        self.metrics.record(occupancy, evicted_count, 0);
-        stored
+        self.store.insert(request.resource_logs.iter().filter_map(ResourceBatch::from_otlp).collect())
     }
 
     /// Occupancy and eviction totals.
     #[must_use]
     pub fn stats(&self) -> StoreStats {
-        let index = self.lock();
-        StoreStats { items: index.records.len(), bytes: index.bytes, evicted_items: index.evicted, evicted_traces: 0 }
+        self.store.stats()
     }
 
     /// The records `query` asks for, by time (records with equal times in arrival order).
     #[must_use]
     pub fn logs(&self, query: &LogQuery) -> LogList {
         let limit = query.limit.clamp(1, MAX_LIMIT);
-        let index = self.lock();
+        let index = self.store.lock();
         let mut records: Vec<&StoredLog> = match &query.trace_id {
             Some(trace_id) => index
                 .by_trace
@@ -230,11 +226,6 @@ impl LogStore {
         records.truncate(limit);
         LogList { logs: records.into_iter().map(StoredLog::view).collect() }
     }
-
-    fn lock(&self) -> MutexGuard<'_, LogIndex> {
-        // The index stays consistent between statements, so a panic elsewhere does not spoil it.
-        self.index.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 #[cfg(test)]
@@ -245,13 +236,11 @@ mod tests {
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use serde_json::{Value, json};
 
-    use super::super::test_support::{attribute, string_attribute};
+    use super::super::test_support::{attribute, string_attribute, trace_id_bytes};
     use super::*;
 
     fn trace(n: u8) -> Vec<u8> {
-        let mut id = vec![0; 16];
-        id[15] = n;
-        id
+        trace_id_bytes(0, n)
     }
 
     fn record(trace_id: Option<u8>, time: u64, body: &str) -> LogRecord {
@@ -386,6 +375,6 @@ mod tests {
         assert_eq!(held, 10);
         let times: Vec<u64> = store.logs(&all_of(1)).logs.iter().map(|log| log.time_unix_nano).collect();
         assert_eq!(times, vec![87, 90, 93]);
-        assert_eq!(store.lock().services.get("api"), Some(&10));
+        assert_eq!(store.store.lock().services.get("api"), Some(&10));
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use axiom25_telemetry_query::{ServiceList, ServiceSummary, SpanView, TraceDetail, TraceList, TraceSummary};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -10,9 +10,12 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
+use crate::otlp::byte_text::hex;
+
+use super::bounded::{Bounded, Index, interned};
 use super::{
-    Attribute, DEFAULT_LIMIT, MAX_LIMIT, SpanId, SpanStoreSettings, StoreMetrics, StoreStats, TraceId, attributes,
-    attributes_heap_bytes, attributes_json, heap_len, hex, same_service, service_name, span_id_from, trace_id_from,
+    Attribute, DEFAULT_LIMIT, MAX_LIMIT, SpanId, SpanStoreSettings, StoreStats, TraceId, attributes,
+    attributes_heap_bytes, attributes_json, heap_len, same_service, service_name, span_id_from, trace_id_from,
 };
 
 const STATUS_ERROR: i32 = StatusCode::Error as i32;
@@ -22,9 +25,7 @@ const TRACE_OVERHEAD: usize = size_of::<TraceEntry>() + 4 * size_of::<TraceId>()
 /// Recent traces, bounded by span count and estimated bytes; shared by the receivers and the query API.
 #[derive(Debug)]
 pub struct SpanStore {
-    settings: SpanStoreSettings,
-    index: Mutex<SpanIndex>,
-    metrics: StoreMetrics,
+    store: Bounded<SpanIndex>,
 }
 
 /// Filters of a trace search.
@@ -207,13 +208,18 @@ struct SpanIndex {
     evicted_traces: u64,
 }
 
-impl SpanIndex {
+impl Index for SpanIndex {
+    type Settings = SpanStoreSettings;
+    type Batch = ResourceBatch;
+    type Evicted = TraceEntry;
+
+    fn batch_items(batch: &ResourceBatch) -> usize {
+        batch.spans.len()
+    }
+
     fn insert(&mut self, batch: Vec<ResourceBatch>) {
         for group in batch {
-            let service = match self.services.get_key_value(&*group.service) {
-                Some((interned, _)) => Arc::clone(interned),
-                None => Arc::clone(&group.service),
-            };
+            let service = interned(&self.services, &group.service);
             let service_entry = self.services.entry(Arc::clone(&service)).or_default();
             for (trace_id, mut span, bytes) in group.spans {
                 if !Arc::ptr_eq(&span.service, &service) {
@@ -237,8 +243,7 @@ impl SpanIndex {
         }
     }
 
-    /// Evicts whole traces, oldest first, until both bounds hold; hands them back to be freed
-    /// outside the lock.
+    /// Evicts whole traces, oldest first, until both bounds hold.
     fn evict(&mut self, settings: &SpanStoreSettings, evicted: &mut Vec<TraceEntry>) {
         while self.spans > settings.max_spans || self.bytes > settings.max_bytes {
             let Some(trace_id) = self.arrival.pop_front() else { break };
@@ -259,58 +264,40 @@ impl SpanIndex {
             evicted.push(trace);
         }
     }
+
+    fn occupancy(&self) -> (usize, usize) {
+        (self.spans, self.bytes)
+    }
+
+    fn evictions(&self) -> (u64, u64) {
+        (self.evicted_spans, self.evicted_traces)
+    }
 }
 
 impl SpanStore {
     /// An empty store bounded by `settings`.
     #[must_use]
     pub fn new(settings: SpanStoreSettings) -> Self {
-        Self {
-            settings,
-            index: Mutex::default(),
-            metrics: StoreMetrics::new("spans", "axiom25_collector_store_evicted_spans_total"),
-        }
+        Self { store: Bounded::new(settings, "spans", "axiom25_collector_store_evicted_spans_total") }
     }
 
     /// Stores the spans of `request` with well-formed ids and returns how many; evicts the oldest
     /// traces if that takes the store over a bound.
     pub fn insert(&self, request: &ExportTraceServiceRequest) -> usize {
-        let batch: Vec<ResourceBatch> = request.resource_spans.iter().filter_map(ResourceBatch::from_otlp).collect();
-        let stored = batch.iter().map(|group| group.spans.len()).sum();
-        if stored == 0 {
-            return 0;
-        }
-        let mut evicted = Vec::new();
-        let (occupancy, evicted_spans_before, evicted_traces_before, evicted_spans, evicted_traces) = {
-            let mut index = self.lock();
-            let before = (index.evicted_spans, index.evicted_traces);
-            index.insert(batch);
-            index.evict(&self.settings, &mut evicted);
-            ((index.spans, index.bytes), before.0, before.1, index.evicted_spans, index.evicted_traces)
-        };
-        // Freed outside the lock: an evicted trace may hold thousands of allocations.
-        drop(evicted);
-        self.metrics.record(occupancy, evicted_spans - evicted_spans_before, evicted_traces - evicted_traces_before);
-        stored
+        self.store.insert(request.resource_spans.iter().filter_map(ResourceBatch::from_otlp).collect())
     }
 
     /// Occupancy and eviction totals.
     #[must_use]
     pub fn stats(&self) -> StoreStats {
-        let index = self.lock();
-        StoreStats {
-            items: index.spans,
-            bytes: index.bytes,
-            evicted_items: index.evicted_spans,
-            evicted_traces: index.evicted_traces,
-        }
+        self.store.stats()
     }
 
     /// Services with spans in the store, sorted by name.
     #[must_use]
     pub fn services(&self) -> ServiceList {
         let mut services: Vec<ServiceSummary> = {
-            let index = self.lock();
+            let index = self.store.lock();
             index
                 .services
                 .iter()
@@ -329,7 +316,7 @@ impl SpanStore {
         let matches = |trace: &TraceEntry| {
             min_duration_ns.is_none_or(|min| trace.duration() >= min) && query.error.is_none_or(|e| trace.error == e)
         };
-        let index = self.lock();
+        let index = self.store.lock();
         let mut candidates: Vec<(u64, TraceId)> = match &query.service {
             Some(service) => index.services.get(service.as_str()).map_or_else(Vec::new, |entry| {
                 entry
@@ -361,16 +348,11 @@ impl SpanStore {
     pub fn trace(&self, trace_id: &TraceId) -> Option<TraceDetail> {
         let id = hex(trace_id);
         let mut spans: Vec<SpanView> = {
-            let index = self.lock();
+            let index = self.store.lock();
             index.traces.get(trace_id)?.spans.iter().map(|span| span.view(&id)).collect()
         };
         spans.sort_by_key(|span| span.start_time_unix_nano);
         Some(TraceDetail { trace_id: id, spans })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, SpanIndex> {
-        // The index stays consistent between statements, so a panic elsewhere does not spoil it.
-        self.index.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -382,14 +364,11 @@ mod tests {
     use serde_json::json;
 
     use super::super::UNKNOWN_SERVICE;
-    use super::super::test_support::{attribute, string_attribute};
+    use super::super::test_support::{attribute, string_attribute, trace_id_bytes};
     use super::*;
 
     fn trace_id(n: u8) -> Vec<u8> {
-        let mut id = vec![0; 16];
-        id[15] = n;
-        id[0] = 0xab;
-        id
+        trace_id_bytes(0xab, n)
     }
 
     fn span(trace: u8, id: u8, parent: Option<u8>, name: &str, start_ms: u64, end_ms: u64) -> Span {
@@ -630,7 +609,7 @@ mod tests {
         let store = store(100, usize::MAX);
         store.insert(&request("api", vec![span(1, 1, None, "a", 0, 1)]));
         store.insert(&request("api", vec![span(2, 1, None, "a", 0, 1)]));
-        let index = store.lock();
+        let index = store.store.lock();
         let first = &index.traces[&trace_id_from(&trace_id(1)).unwrap()].spans[0].service;
         let second = &index.traces[&trace_id_from(&trace_id(2)).unwrap()].spans[0].service;
         assert!(Arc::ptr_eq(first, second));

@@ -1,0 +1,80 @@
+//! What the span and log stores share: an index behind one lock, kept within its bounds by
+//! evicting the oldest items, which are freed outside the lock and counted.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::{StoreMetrics, StoreStats};
+
+/// The data structure behind a store's lock.
+pub(super) trait Index: Debug + Default {
+    /// The store's bounds.
+    type Settings: Debug;
+    /// Items of one resource, converted outside the lock.
+    type Batch;
+    /// What one eviction removes (a trace, a record), to be freed outside the lock.
+    type Evicted;
+
+    /// Items in `batch`.
+    fn batch_items(batch: &Self::Batch) -> usize;
+    fn insert(&mut self, batch: Vec<Self::Batch>);
+    /// Evicts, oldest first, until `settings` hold.
+    fn evict(&mut self, settings: &Self::Settings, evicted: &mut Vec<Self::Evicted>);
+    /// Items and estimated bytes held.
+    fn occupancy(&self) -> (usize, usize);
+    /// Items and whole traces evicted since the store was created.
+    fn evictions(&self) -> (u64, u64);
+}
+
+/// A bounded index and the metric handles it reports to.
+#[derive(Debug)]
+pub(super) struct Bounded<I: Index> {
+    settings: I::Settings,
+    index: Mutex<I>,
+    metrics: StoreMetrics,
+}
+
+impl<I: Index> Bounded<I> {
+    /// An empty index bounded by `settings`, reporting as `store`.
+    pub(super) fn new(settings: I::Settings, store: &'static str, evicted_items_name: &'static str) -> Self {
+        Self { settings, index: Mutex::default(), metrics: StoreMetrics::new(store, evicted_items_name) }
+    }
+
+    /// Adds `batch` and evicts what takes the store over a bound; returns the items added.
+    pub(super) fn insert(&self, batch: Vec<I::Batch>) -> usize {
+        let stored = batch.iter().map(I::batch_items).sum();
+        if stored == 0 {
+            return 0;
+        }
+        let mut evicted = Vec::new();
+        let (occupancy, before, after) = {
+            let mut index = self.lock();
+            let before = index.evictions();
+            index.insert(batch);
+            index.evict(&self.settings, &mut evicted);
+            (index.occupancy(), before, index.evictions())
+        };
+        // Freed outside the lock: an evicted trace may hold thousands of allocations.
+        drop(evicted);
+        self.metrics.record(occupancy, after.0 - before.0, after.1 - before.1);
+        stored
+    }
+
+    /// Occupancy and eviction totals.
+    pub(super) fn stats(&self) -> StoreStats {
+        let index = self.lock();
+        let ((items, bytes), (evicted_items, evicted_traces)) = (index.occupancy(), index.evictions());
+        StoreStats { items, bytes, evicted_items, evicted_traces }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, I> {
+        // The index stays consistent between statements, so a panic elsewhere does not spoil it.
+        self.index.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The one shared copy of service name `name` in `services`, which interns them.
+pub(super) fn interned<V>(services: &HashMap<Arc<str>, V>, name: &Arc<str>) -> Arc<str> {
+    services.get_key_value(&**name).map_or_else(|| Arc::clone(name), |(interned, _)| Arc::clone(interned))
+}
