@@ -80,17 +80,14 @@ impl ForwardSettings {
                 problems.push(format!("{prefix}.{key}: must be empty or http://host:port, got {endpoint:?}"));
             }
         }
-        for (key, value) in
-            [("queue_capacity_items", self.queue_capacity_items), ("max_batch_items", self.max_batch_items)]
-        {
-            if value == 0 {
-                problems.push(format!("{prefix}.{key}: must be at least 1"));
-            }
-        }
-        for (key, value) in [("timeout_ms", self.timeout_ms), ("initial_backoff_ms", self.initial_backoff_ms)] {
-            if value == 0 {
-                problems.push(format!("{prefix}.{key}: must be at least 1"));
-            }
+        let zero = [
+            ("queue_capacity_items", self.queue_capacity_items == 0),
+            ("max_batch_items", self.max_batch_items == 0),
+            ("timeout_ms", self.timeout_ms == 0),
+            ("initial_backoff_ms", self.initial_backoff_ms == 0),
+        ];
+        for (key, _) in zero.into_iter().filter(|&(_, zero)| zero) {
+            problems.push(format!("{prefix}.{key}: must be at least 1"));
         }
         if self.max_backoff_ms < self.initial_backoff_ms {
             problems.push(format!(
