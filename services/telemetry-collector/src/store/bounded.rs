@@ -5,20 +5,20 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::{StoreMetrics, StoreStats};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+use super::{StoreMetrics, StoreStats, service_name};
 
 /// The data structure behind a store's lock.
 pub(super) trait Index: Debug + Default {
     /// The store's bounds.
     type Settings: Debug;
-    /// Items of one resource, converted outside the lock.
-    type Batch;
+    /// One stored item as converted outside the lock.
+    type Item;
     /// What one eviction removes (a trace, a record), to be freed outside the lock.
     type Evicted;
 
-    /// Items in `batch`.
-    fn batch_items(batch: &Self::Batch) -> usize;
-    fn insert(&mut self, batch: Vec<Self::Batch>);
+    fn insert(&mut self, batch: Vec<ResourceBatch<Self::Item>>);
     /// Evicts, oldest first, until `settings` hold.
     fn evict(&mut self, settings: &Self::Settings, evicted: &mut Vec<Self::Evicted>);
     /// Items and estimated bytes held.
@@ -42,8 +42,8 @@ impl<I: Index> Bounded<I> {
     }
 
     /// Adds `batch` and evicts what takes the store over a bound; returns the items added.
-    pub(super) fn insert(&self, batch: Vec<I::Batch>) -> usize {
-        let stored = batch.iter().map(I::batch_items).sum();
+    pub(super) fn insert(&self, batch: Vec<ResourceBatch<I::Item>>) -> usize {
+        let stored = batch.iter().map(|group| group.items.len()).sum();
         if stored == 0 {
             return 0;
         }
@@ -71,6 +71,29 @@ impl<I: Index> Bounded<I> {
     pub(super) fn lock(&self) -> MutexGuard<'_, I> {
         // The index stays consistent between statements, so a panic elsewhere does not spoil it.
         self.index.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The items of one resource, converted outside the lock, and the resource's service.
+pub(super) struct ResourceBatch<T> {
+    pub(super) service: Arc<str>,
+    pub(super) items: Vec<T>,
+}
+
+impl<T> ResourceBatch<T> {
+    /// What `convert` keeps of the items of every scope of a resource; `None` when nothing.
+    pub(super) fn convert<'a, P: 'a>(
+        resource: Option<&Resource>,
+        scopes: impl Iterator<Item = &'a [P]> + Clone,
+        convert: impl Fn(&P, &Arc<str>) -> Option<T>,
+    ) -> Option<Self> {
+        let resource_attributes = resource.map_or(&[][..], |resource| &resource.attributes);
+        let service: Arc<str> = Arc::from(service_name(resource_attributes));
+        let mut items = Vec::with_capacity(scopes.clone().map(<[P]>::len).sum());
+        for scope in scopes {
+            items.extend(scope.iter().filter_map(|item| convert(item, &service)));
+        }
+        (!items.is_empty()).then_some(Self { service, items })
     }
 }
 

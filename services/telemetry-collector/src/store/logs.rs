@@ -9,10 +9,10 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
 
 use crate::otlp::byte_text::hex;
 
-use super::bounded::{Bounded, Index, interned};
+use super::bounded::{Bounded, Index, ResourceBatch, interned};
 use super::{
     Attribute, AttributeValue, DEFAULT_LIMIT, LogStoreSettings, MAX_LIMIT, SpanId, StoreStats, TraceId, attributes,
-    attributes_heap_bytes, attributes_json, heap_len, service_name, span_id_from, trace_id_from,
+    attributes_heap_bytes, attributes_json, heap_len, span_id_from, trace_id_from,
 };
 
 // A record's slots in the trace index and a share of the index's own entry.
@@ -87,23 +87,12 @@ impl StoredLog {
     }
 }
 
-/// The records of one resource, converted outside the lock.
-struct ResourceBatch {
-    service: Arc<str>,
-    records: Vec<StoredLog>,
-}
-
-impl ResourceBatch {
-    fn from_otlp(resource_logs: &ResourceLogs) -> Option<Self> {
-        let resource_attributes = resource_logs.resource.as_ref().map_or(&[][..], |resource| &resource.attributes);
-        let service: Arc<str> = Arc::from(service_name(resource_attributes));
-        let count = resource_logs.scope_logs.iter().map(|scope| scope.log_records.len()).sum();
-        let mut records = Vec::with_capacity(count);
-        for scope in &resource_logs.scope_logs {
-            records.extend(scope.log_records.iter().map(|record| StoredLog::from_otlp(record, &service)));
-        }
-        (!records.is_empty()).then_some(Self { service, records })
-    }
+/// The records of one resource; malformed ids are kept as absent.
+fn batch_of(resource_logs: &ResourceLogs) -> Option<ResourceBatch<StoredLog>> {
+    let scopes = resource_logs.scope_logs.iter().map(|scope| &scope.log_records[..]);
+    ResourceBatch::convert(resource_logs.resource.as_ref(), scopes, |record, service| {
+        Some(StoredLog::from_otlp(record, service))
+    })
 }
 
 /// Everything behind the store's lock.
@@ -123,18 +112,14 @@ struct LogIndex {
 
 impl Index for LogIndex {
     type Settings = LogStoreSettings;
-    type Batch = ResourceBatch;
+    type Item = StoredLog;
     type Evicted = StoredLog;
 
-    fn batch_items(batch: &ResourceBatch) -> usize {
-        batch.records.len()
-    }
-
-    fn insert(&mut self, batch: Vec<ResourceBatch>) {
+    fn insert(&mut self, batch: Vec<ResourceBatch<StoredLog>>) {
         for group in batch {
             let service = interned(&self.services, &group.service);
-            *self.services.entry(Arc::clone(&service)).or_default() += group.records.len();
-            for mut record in group.records {
+            *self.services.entry(Arc::clone(&service)).or_default() += group.items.len();
+            for mut record in group.items {
                 if !Arc::ptr_eq(&record.service, &service) {
                     record.service = Arc::clone(&service);
                 }
@@ -201,7 +186,7 @@ impl LogStore {
     /// Stores every record of `request` and returns how many; evicts the oldest records if that
     /// takes the store over a bound. Malformed trace or span ids are stored as absent.
     pub fn insert(&self, request: &ExportLogsServiceRequest) -> usize {
-        self.store.insert(request.resource_logs.iter().filter_map(ResourceBatch::from_otlp).collect())
+        self.store.insert(request.resource_logs.iter().filter_map(batch_of).collect())
     }
 
     /// Occupancy and eviction totals.

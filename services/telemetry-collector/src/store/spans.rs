@@ -12,10 +12,10 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
 use crate::otlp::byte_text::hex;
 
-use super::bounded::{Bounded, Index, interned};
+use super::bounded::{Bounded, Index, ResourceBatch, interned};
 use super::{
     Attribute, DEFAULT_LIMIT, MAX_LIMIT, SpanId, SpanStoreSettings, StoreStats, TraceId, attributes,
-    attributes_heap_bytes, attributes_json, heap_len, same_service, service_name, span_id_from, trace_id_from,
+    attributes_heap_bytes, attributes_json, heap_len, same_service, span_id_from, trace_id_from,
 };
 
 const STATUS_ERROR: i32 = StatusCode::Error as i32;
@@ -104,23 +104,10 @@ impl StoredSpan {
     }
 }
 
-/// The spans of one resource, converted outside the lock.
-struct ResourceBatch {
-    service: Arc<str>,
-    spans: Vec<(TraceId, StoredSpan, usize)>,
-}
-
-impl ResourceBatch {
-    fn from_otlp(resource_spans: &ResourceSpans) -> Option<Self> {
-        let resource_attributes = resource_spans.resource.as_ref().map_or(&[][..], |resource| &resource.attributes);
-        let service: Arc<str> = Arc::from(service_name(resource_attributes));
-        let count = resource_spans.scope_spans.iter().map(|scope| scope.spans.len()).sum();
-        let mut spans = Vec::with_capacity(count);
-        for scope in &resource_spans.scope_spans {
-            spans.extend(scope.spans.iter().filter_map(|span| StoredSpan::from_otlp(span, &service)));
-        }
-        (!spans.is_empty()).then_some(Self { service, spans })
-    }
+/// The spans of one resource with well-formed ids, each with its trace id and estimated size.
+fn batch_of(resource_spans: &ResourceSpans) -> Option<ResourceBatch<(TraceId, StoredSpan, usize)>> {
+    let scopes = resource_spans.scope_spans.iter().map(|scope| &scope.spans[..]);
+    ResourceBatch::convert(resource_spans.resource.as_ref(), scopes, StoredSpan::from_otlp)
 }
 
 /// A trace's spans and its summary, kept up to date as spans arrive.
@@ -210,18 +197,14 @@ struct SpanIndex {
 
 impl Index for SpanIndex {
     type Settings = SpanStoreSettings;
-    type Batch = ResourceBatch;
+    type Item = (TraceId, StoredSpan, usize);
     type Evicted = TraceEntry;
 
-    fn batch_items(batch: &ResourceBatch) -> usize {
-        batch.spans.len()
-    }
-
-    fn insert(&mut self, batch: Vec<ResourceBatch>) {
+    fn insert(&mut self, batch: Vec<ResourceBatch<Self::Item>>) {
         for group in batch {
             let service = interned(&self.services, &group.service);
             let service_entry = self.services.entry(Arc::clone(&service)).or_default();
-            for (trace_id, mut span, bytes) in group.spans {
+            for (trace_id, mut span, bytes) in group.items {
                 if !Arc::ptr_eq(&span.service, &service) {
                     span.service = Arc::clone(&service);
                 }
@@ -284,7 +267,7 @@ impl SpanStore {
     /// Stores the spans of `request` with well-formed ids and returns how many; evicts the oldest
     /// traces if that takes the store over a bound.
     pub fn insert(&self, request: &ExportTraceServiceRequest) -> usize {
-        self.store.insert(request.resource_spans.iter().filter_map(ResourceBatch::from_otlp).collect())
+        self.store.insert(request.resource_spans.iter().filter_map(batch_of).collect())
     }
 
     /// Occupancy and eviction totals.
