@@ -216,6 +216,26 @@ mod tests {
     }
 
     #[test]
+    fn metric_names_are_the_opentelemetry_collectors() {
+        assert_eq!(
+            (Traces::EXPORTER, Traces::ACCEPTED_METRIC, Traces::SENT_METRIC),
+            ("otlp/traces", "otelcol_receiver_accepted_spans_total", "otelcol_exporter_sent_spans_total")
+        );
+        assert_eq!(Metrics::ENQUEUE_FAILED_METRIC, "otelcol_exporter_enqueue_failed_metric_points_total");
+        assert_eq!(Logs::REFUSED_METRIC, "otelcol_receiver_refused_log_records_total");
+        assert_eq!(Logs::SEND_FAILED_METRIC, "otelcol_exporter_send_failed_log_records_total");
+        assert_eq!(Metrics::PATH, "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export");
+    }
+
+    #[test]
+    fn a_partial_rejection_reads_back_from_the_answer_it_is_written_into() {
+        let rejected = PartialRejection { rejected: 3, message: "bad points".into() };
+        assert_eq!(Metrics::rejection(Metrics::response(Some(rejected.clone()))), Some(rejected));
+        assert_eq!(Logs::response(None), ExportLogsServiceResponse::default());
+        assert_eq!(Traces::rejection(ExportTraceServiceResponse::default()), None);
+    }
+
+    #[test]
     fn log_items_are_log_records() {
         let request = ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
