@@ -10,14 +10,24 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use super::{StoreMetrics, StoreStats, service_name};
 
 /// The data structure behind a store's lock.
-pub(super) trait Index: Debug + Default {
+pub trait Index: Debug + Default {
     /// The store's bounds.
     type Settings: Debug;
+    /// The export request whose items the store keeps.
+    type Request;
     /// One stored item as converted outside the lock.
     type Item;
     /// What one eviction removes (a trace, a record), to be freed outside the lock.
     type Evicted;
 
+    /// The `store` label of the store's metrics.
+    const STORE: &'static str;
+    /// The counter of items evicted from the store.
+    const EVICTED_ITEMS_METRIC: &'static str;
+
+    /// The items of `request` the store keeps, one batch per resource with any.
+    fn batches(request: &Self::Request) -> Vec<ResourceBatch<Self::Item>>;
+    /// Adds converted items.
     fn insert(&mut self, batch: Vec<ResourceBatch<Self::Item>>);
     /// Evicts, oldest first, until `settings` hold.
     fn evict(&mut self, settings: &Self::Settings, evicted: &mut Vec<Self::Evicted>);
@@ -27,22 +37,26 @@ pub(super) trait Index: Debug + Default {
     fn evictions(&self) -> (u64, u64);
 }
 
-/// A bounded index and the metric handles it reports to.
+/// A store: its index behind one lock, the bounds it is kept within and the metric handles it
+/// reports to. Shared by the receivers and the query API.
 #[derive(Debug)]
-pub(super) struct Bounded<I: Index> {
+pub struct Store<I: Index> {
     settings: I::Settings,
     index: Mutex<I>,
     metrics: StoreMetrics,
 }
 
-impl<I: Index> Bounded<I> {
-    /// An empty index bounded by `settings`, reporting as `store`.
-    pub(super) fn new(settings: I::Settings, store: &'static str, evicted_items_name: &'static str) -> Self {
-        Self { settings, index: Mutex::default(), metrics: StoreMetrics::new(store, evicted_items_name) }
+impl<I: Index> Store<I> {
+    /// An empty store bounded by `settings`.
+    #[must_use]
+    pub fn new(settings: I::Settings) -> Self {
+        Self { settings, index: Mutex::default(), metrics: StoreMetrics::new(I::STORE, I::EVICTED_ITEMS_METRIC) }
     }
 
-    /// Adds `batch` and evicts what takes the store over a bound; returns the items added.
-    pub(super) fn insert(&self, batch: Vec<ResourceBatch<I::Item>>) -> usize {
+    /// Stores the items of `request` and returns how many; evicts the oldest if that takes the
+    /// store over a bound.
+    pub fn insert(&self, request: &I::Request) -> usize {
+        let batch = I::batches(request);
         let stored = batch.iter().map(|group| group.items.len()).sum();
         if stored == 0 {
             return 0;
@@ -62,7 +76,8 @@ impl<I: Index> Bounded<I> {
     }
 
     /// Occupancy and eviction totals.
-    pub(super) fn stats(&self) -> StoreStats {
+    #[must_use]
+    pub fn stats(&self) -> StoreStats {
         let index = self.lock();
         let ((items, bytes), (evicted_items, evicted_traces)) = (index.occupancy(), index.evictions());
         StoreStats { items, bytes, evicted_items, evicted_traces }
@@ -75,7 +90,7 @@ impl<I: Index> Bounded<I> {
 }
 
 /// The items of one resource, converted outside the lock, and the resource's service.
-pub(super) struct ResourceBatch<T> {
+pub struct ResourceBatch<T> {
     pub(super) service: Arc<str>,
     pub(super) items: Vec<T>,
 }

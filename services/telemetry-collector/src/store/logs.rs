@@ -9,20 +9,18 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
 
 use crate::otlp::byte_text::hex;
 
-use super::bounded::{Bounded, Index, ResourceBatch, interned};
+use super::bounded::{Index, ResourceBatch, Store, interned};
 use super::{
-    Attribute, AttributeValue, DEFAULT_LIMIT, LogStoreSettings, MAX_LIMIT, SpanId, StoreStats, TraceId, attributes,
+    Attribute, AttributeValue, DEFAULT_LIMIT, LogStoreSettings, MAX_LIMIT, SpanId, TraceId, attributes,
     attributes_heap_bytes, attributes_json, heap_len, span_id_from, trace_id_from,
 };
 
 // A record's slots in the trace index and a share of the index's own entry.
 const RECORD_OVERHEAD: usize = 2 * size_of::<u64>() + 16;
 
-/// Recent log records, bounded by count and estimated bytes; shared by the receivers and the query API.
-#[derive(Debug)]
-pub struct LogStore {
-    store: Bounded<LogIndex>,
-}
+/// Recent log records, bounded by count and estimated bytes; malformed trace or span ids are
+/// stored as absent.
+pub type LogStore = Store<LogIndex>;
 
 /// Which records a log search returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +40,7 @@ impl Default for LogQuery {
 
 /// A log record in the compact form the store keeps.
 #[derive(Debug)]
-struct StoredLog {
+pub struct StoredLog {
     time: u64,
     bytes: usize,
     trace_id: Option<TraceId>,
@@ -97,7 +95,7 @@ fn batch_of(resource_logs: &ResourceLogs) -> Option<ResourceBatch<StoredLog>> {
 
 /// Everything behind the store's lock.
 #[derive(Debug, Default)]
-struct LogIndex {
+pub struct LogIndex {
     /// Records by arrival, oldest first: the eviction order.
     records: VecDeque<StoredLog>,
     /// Arrival number of `records[0]`; record n sits at `n - first_sequence`.
@@ -112,8 +110,15 @@ struct LogIndex {
 
 impl Index for LogIndex {
     type Settings = LogStoreSettings;
+    type Request = ExportLogsServiceRequest;
     type Item = StoredLog;
     type Evicted = StoredLog;
+    const STORE: &'static str = "logs";
+    const EVICTED_ITEMS_METRIC: &'static str = "axiom25_collector_store_evicted_logs_total";
+
+    fn batches(request: &ExportLogsServiceRequest) -> Vec<ResourceBatch<StoredLog>> {
+        request.resource_logs.iter().filter_map(batch_of).collect()
+    }
 
     fn insert(&mut self, batch: Vec<ResourceBatch<StoredLog>>) {
         for group in batch {
@@ -177,29 +182,11 @@ impl LogIndex {
 }
 
 impl LogStore {
-    /// An empty store bounded by `settings`.
-    #[must_use]
-    pub fn new(settings: LogStoreSettings) -> Self {
-        Self { store: Bounded::new(settings, "logs", "axiom25_collector_store_evicted_logs_total") }
-    }
-
-    /// Stores every record of `request` and returns how many; evicts the oldest records if that
-    /// takes the store over a bound. Malformed trace or span ids are stored as absent.
-    pub fn insert(&self, request: &ExportLogsServiceRequest) -> usize {
-        self.store.insert(request.resource_logs.iter().filter_map(batch_of).collect())
-    }
-
-    /// Occupancy and eviction totals.
-    #[must_use]
-    pub fn stats(&self) -> StoreStats {
-        self.store.stats()
-    }
-
     /// The records `query` asks for, by time (records with equal times in arrival order).
     #[must_use]
     pub fn logs(&self, query: &LogQuery) -> LogList {
         let limit = query.limit.clamp(1, MAX_LIMIT);
-        let index = self.store.lock();
+        let index = self.lock();
         let mut records: Vec<&StoredLog> = match &query.trace_id {
             Some(trace_id) => index
                 .by_trace
@@ -218,10 +205,10 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValueList};
     use opentelemetry_proto::tonic::logs::v1::ScopeLogs;
-    use opentelemetry_proto::tonic::resource::v1::Resource;
     use serde_json::{Value, json};
 
-    use super::super::test_support::{attribute, string_attribute, trace_id_bytes};
+    use super::super::StoreStats;
+    use super::super::test_support::{attribute, service_resource, string_attribute, trace_id_bytes};
     use super::*;
 
     fn trace(n: u8) -> Vec<u8> {
@@ -242,10 +229,7 @@ mod tests {
     fn request(service: &str, log_records: Vec<LogRecord>) -> ExportLogsServiceRequest {
         ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
-                resource: Some(Resource {
-                    attributes: vec![string_attribute("service.name", service)],
-                    ..Default::default()
-                }),
+                resource: service_resource(service),
                 scope_logs: vec![ScopeLogs { log_records, ..Default::default() }],
                 ..Default::default()
             }],
@@ -360,6 +344,6 @@ mod tests {
         assert_eq!(held, 10);
         let times: Vec<u64> = store.logs(&all_of(1)).logs.iter().map(|log| log.time_unix_nano).collect();
         assert_eq!(times, vec![87, 90, 93]);
-        assert_eq!(store.store.lock().services.get("api"), Some(&10));
+        assert_eq!(store.lock().services.get("api"), Some(&10));
     }
 }

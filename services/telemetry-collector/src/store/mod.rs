@@ -297,6 +297,7 @@ pub(crate) mod test_support {
     //! OTLP values for the store tests.
 
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
 
     pub fn string_attribute(key: &str, value: &str) -> KeyValue {
         attribute(key, Value::StringValue(value.into()))
@@ -304,6 +305,11 @@ pub(crate) mod test_support {
 
     pub fn attribute(key: &str, value: Value) -> KeyValue {
         KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+    }
+
+    /// A resource whose `service.name` is `service`.
+    pub fn service_resource(service: &str) -> Option<Resource> {
+        Some(Resource { attributes: vec![string_attribute("service.name", service)], ..Default::default() })
     }
 
     /// Trace id bytes that start with `first` and end with `last`, zero between.

@@ -12,21 +12,19 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
 use crate::otlp::byte_text::hex;
 
-use super::bounded::{Bounded, Index, ResourceBatch, interned};
+use super::bounded::{Index, ResourceBatch, Store, interned};
 use super::{
-    Attribute, DEFAULT_LIMIT, MAX_LIMIT, SpanId, SpanStoreSettings, StoreStats, TraceId, attributes,
-    attributes_heap_bytes, attributes_json, heap_len, same_service, span_id_from, trace_id_from,
+    Attribute, DEFAULT_LIMIT, MAX_LIMIT, SpanId, SpanStoreSettings, TraceId, attributes, attributes_heap_bytes,
+    attributes_json, heap_len, same_service, span_id_from, trace_id_from,
 };
 
 const STATUS_ERROR: i32 = StatusCode::Error as i32;
 // A trace's entry, its slots in the id map, the arrival queue and a service's trace set.
 const TRACE_OVERHEAD: usize = size_of::<TraceEntry>() + 4 * size_of::<TraceId>() + 64;
 
-/// Recent traces, bounded by span count and estimated bytes; shared by the receivers and the query API.
-#[derive(Debug)]
-pub struct SpanStore {
-    store: Bounded<SpanIndex>,
-}
+/// Recent traces, bounded by span count and estimated bytes; only spans with well-formed ids are
+/// stored.
+pub type SpanStore = Store<SpanIndex>;
 
 /// Filters of a trace search.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +47,7 @@ impl Default for TraceQuery {
 
 /// A span in the compact form the store keeps; its trace id is its trace's key.
 #[derive(Debug)]
-struct StoredSpan {
+pub struct StoredSpan {
     span_id: SpanId,
     parent_span_id: Option<SpanId>,
     kind: i32,
@@ -112,7 +110,7 @@ fn batch_of(resource_spans: &ResourceSpans) -> Option<ResourceBatch<(TraceId, St
 
 /// A trace's spans and its summary, kept up to date as spans arrive.
 #[derive(Debug)]
-struct TraceEntry {
+pub struct TraceEntry {
     spans: Vec<StoredSpan>,
     /// Services of the trace with their span counts.
     services: Vec<(Arc<str>, usize)>,
@@ -183,7 +181,7 @@ struct ServiceEntry {
 
 /// Everything behind the store's lock.
 #[derive(Debug, Default)]
-struct SpanIndex {
+pub struct SpanIndex {
     traces: HashMap<TraceId, TraceEntry>,
     /// Trace ids by first arrival, oldest first: the eviction order.
     arrival: VecDeque<TraceId>,
@@ -197,8 +195,15 @@ struct SpanIndex {
 
 impl Index for SpanIndex {
     type Settings = SpanStoreSettings;
+    type Request = ExportTraceServiceRequest;
     type Item = (TraceId, StoredSpan, usize);
     type Evicted = TraceEntry;
+    const STORE: &'static str = "spans";
+    const EVICTED_ITEMS_METRIC: &'static str = "axiom25_collector_store_evicted_spans_total";
+
+    fn batches(request: &ExportTraceServiceRequest) -> Vec<ResourceBatch<Self::Item>> {
+        request.resource_spans.iter().filter_map(batch_of).collect()
+    }
 
     fn insert(&mut self, batch: Vec<ResourceBatch<Self::Item>>) {
         for group in batch {
@@ -258,29 +263,11 @@ impl Index for SpanIndex {
 }
 
 impl SpanStore {
-    /// An empty store bounded by `settings`.
-    #[must_use]
-    pub fn new(settings: SpanStoreSettings) -> Self {
-        Self { store: Bounded::new(settings, "spans", "axiom25_collector_store_evicted_spans_total") }
-    }
-
-    /// Stores the spans of `request` with well-formed ids and returns how many; evicts the oldest
-    /// traces if that takes the store over a bound.
-    pub fn insert(&self, request: &ExportTraceServiceRequest) -> usize {
-        self.store.insert(request.resource_spans.iter().filter_map(batch_of).collect())
-    }
-
-    /// Occupancy and eviction totals.
-    #[must_use]
-    pub fn stats(&self) -> StoreStats {
-        self.store.stats()
-    }
-
     /// Services with spans in the store, sorted by name.
     #[must_use]
     pub fn services(&self) -> ServiceList {
         let mut services: Vec<ServiceSummary> = {
-            let index = self.store.lock();
+            let index = self.lock();
             index
                 .services
                 .iter()
@@ -299,7 +286,7 @@ impl SpanStore {
         let matches = |trace: &TraceEntry| {
             min_duration_ns.is_none_or(|min| trace.duration() >= min) && query.error.is_none_or(|e| trace.error == e)
         };
-        let index = self.store.lock();
+        let index = self.lock();
         let mut candidates: Vec<(u64, TraceId)> = match &query.service {
             Some(service) => index.services.get(service.as_str()).map_or_else(Vec::new, |entry| {
                 entry
@@ -331,7 +318,7 @@ impl SpanStore {
     pub fn trace(&self, trace_id: &TraceId) -> Option<TraceDetail> {
         let id = hex(trace_id);
         let mut spans: Vec<SpanView> = {
-            let index = self.store.lock();
+            let index = self.lock();
             index.traces.get(trace_id)?.spans.iter().map(|span| span.view(&id)).collect()
         };
         spans.sort_by_key(|span| span.start_time_unix_nano);
@@ -342,12 +329,11 @@ impl SpanStore {
 #[cfg(test)]
 mod tests {
     use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
-    use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Status};
     use serde_json::json;
 
     use super::super::UNKNOWN_SERVICE;
-    use super::super::test_support::{attribute, string_attribute, trace_id_bytes};
+    use super::super::test_support::{attribute, service_resource, string_attribute, trace_id_bytes};
     use super::*;
 
     fn trace_id(n: u8) -> Vec<u8> {
@@ -375,10 +361,7 @@ mod tests {
     fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
         ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![string_attribute("service.name", service)],
-                    ..Default::default()
-                }),
+                resource: service_resource(service),
                 scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
                 ..Default::default()
             }],
@@ -592,7 +575,7 @@ mod tests {
         let store = store(100, usize::MAX);
         store.insert(&request("api", vec![span(1, 1, None, "a", 0, 1)]));
         store.insert(&request("api", vec![span(2, 1, None, "a", 0, 1)]));
-        let index = store.store.lock();
+        let index = store.lock();
         let first = &index.traces[&trace_id_from(&trace_id(1)).unwrap()].spans[0].service;
         let second = &index.traces[&trace_id_from(&trace_id(2)).unwrap()].spans[0].service;
         assert!(Arc::ptr_eq(first, second));
