@@ -265,7 +265,7 @@ pub fn merge(parts: &[&str]) -> MergedExposition {
     for (part, text) in parts.iter().enumerate() {
         for family in parse(text) {
             if let Some(&index) = by_name.get(family.name) {
-                if families[index].kind == family.kind {
+                if families[index].family.kind == family.kind {
                     families[index].absorb(family);
                     continue;
                 }
@@ -288,7 +288,7 @@ pub fn merge(parts: &[&str]) -> MergedExposition {
         }
     }
     let mut text = String::with_capacity(parts.iter().map(|part| part.len()).sum::<usize>());
-    for family in families.iter().filter(|family| !family.samples.is_empty()) {
+    for family in families.iter().map(|merged| &merged.family).filter(|family| !family.samples.is_empty()) {
         if let Some(help) = family.help {
             let _ = writeln!(text, "# HELP {} {help}", family.name);
         }
@@ -323,33 +323,30 @@ impl<'a> ParsedFamily<'a> {
     }
 }
 
+/// A family merged from every exposition that has it.
 #[derive(Debug)]
 struct MergedFamily<'a> {
-    name: &'a str,
-    kind: MetricType,
-    typed: bool,
-    help: Option<&'a str>,
-    samples: Vec<&'a str>,
+    family: ParsedFamily<'a>,
     // Built on the first merge only: most families never receive a second block.
     series: Option<HashSet<&'a str>>,
 }
 
 impl<'a> From<ParsedFamily<'a>> for MergedFamily<'a> {
     fn from(family: ParsedFamily<'a>) -> Self {
-        let ParsedFamily { name, kind, typed, help, samples } = family;
-        Self { name, kind, typed, help, samples, series: None }
+        Self { family, series: None }
     }
 }
 
 impl<'a> MergedFamily<'a> {
     fn absorb(&mut self, family: ParsedFamily<'a>) {
-        self.help = self.help.or(family.help);
-        self.typed |= family.typed;
-        let samples = &self.samples;
+        let merged = &mut self.family;
+        merged.help = merged.help.or(family.help);
+        merged.typed |= family.typed;
+        let samples = &merged.samples;
         let series = self.series.get_or_insert_with(|| samples.iter().map(|line| series_of(line)).collect());
         for sample in family.samples {
             if series.insert(series_of(sample)) {
-                self.samples.push(sample);
+                merged.samples.push(sample);
             }
         }
     }

@@ -14,6 +14,7 @@ pub mod settings;
 pub mod spanmetrics;
 pub mod startup;
 pub mod store;
+mod validate;
 
 pub use settings::Settings;
 pub use startup::Application;

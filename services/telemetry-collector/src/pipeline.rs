@@ -14,10 +14,9 @@ use std::time::Duration;
 
 use axiom25_observability::metrics::MetricsHandle;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
-use crate::forward::{self, Forwarder, Forwarders, Logs, Metrics, Signal, Traces};
+use crate::forward::{self, Forwarder, Forwarders, Logs, Metrics, PartialRejection, Signal, Traces};
 use crate::limiter::MemoryLimiter;
 use crate::metric_store::MetricStore;
 use crate::spanmetrics::SpanMetrics;
@@ -109,32 +108,51 @@ pub struct Rejected {
     pub message: String,
 }
 
+impl Rejected {
+    /// What the answer's `partial_success` says: nothing when no item was rejected.
+    #[must_use]
+    pub fn into_partial(self) -> Option<PartialRejection> {
+        (self.items > 0).then_some(PartialRejection { rejected: self.items, message: self.message })
+    }
+}
+
+/// Where accepted data is kept; the query API and the exposition read the same stores.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Recent traces.
+    pub spans: Arc<SpanStore>,
+    /// Recent log records.
+    pub logs: Arc<LogStore>,
+    /// RED metrics derived from spans.
+    pub span_metrics: Arc<SpanMetrics>,
+    /// Received metrics, for the exposition.
+    pub metric_store: Arc<MetricStore>,
+}
+
 /// Where accepted data goes. Shared by every receiver task.
 #[derive(Debug)]
 pub struct Pipeline {
     limiter: MemoryLimiter,
-    spans: Arc<SpanStore>,
-    logs: Arc<LogStore>,
-    span_metrics: Arc<SpanMetrics>,
-    metric_store: Arc<MetricStore>,
+    stores: Stores,
     forwarders: Forwarders,
     metrics: MetricsHandle,
+}
+
+/// A signal the pipeline takes in: what keeping one of its requests means.
+pub trait Intake: Signal {
+    /// Validates, forwards and keeps `request`, inside the pipeline's metrics scope.
+    ///
+    /// # Errors
+    /// [`Refusal`] when the whole request must be retried later; nothing was kept.
+    fn take(pipeline: &Pipeline, request: Self::Request, transport: Transport) -> Result<Rejected, Refusal>;
 }
 
 impl Pipeline {
     /// A pipeline feeding the given stores and forwarders, counting into `metrics` (on whichever
     /// thread it runs: large HTTP bodies are decoded on the blocking pool).
     #[must_use]
-    pub fn new(
-        limiter: MemoryLimiter,
-        spans: Arc<SpanStore>,
-        logs: Arc<LogStore>,
-        span_metrics: Arc<SpanMetrics>,
-        metric_store: Arc<MetricStore>,
-        forwarders: Forwarders,
-        metrics: MetricsHandle,
-    ) -> Self {
-        Self { limiter, spans, logs, span_metrics, metric_store, forwarders, metrics }
+    pub const fn new(limiter: MemoryLimiter, stores: Stores, forwarders: Forwarders, metrics: MetricsHandle) -> Self {
+        Self { limiter, stores, forwarders, metrics }
     }
 
     /// The memory limiter receivers consult before reading a body.
@@ -143,67 +161,72 @@ impl Pipeline {
         &self.limiter
     }
 
-    /// Takes a trace export request.
+    /// Takes an export request of signal `S`.
     ///
     /// # Errors
     /// [`Refusal`] when the whole request must be retried later; nothing was kept.
-    pub fn export_traces(&self, request: ExportTraceServiceRequest, transport: Transport) -> Result<Rejected, Refusal> {
-        self.metrics.in_scope(|| self.take_traces(request, transport))
+    pub fn export<S: Intake>(&self, request: S::Request, transport: Transport) -> Result<Rejected, Refusal> {
+        self.metrics.in_scope(|| S::take(self, request, transport))
     }
 
-    fn take_traces(&self, mut request: ExportTraceServiceRequest, transport: Transport) -> Result<Rejected, Refusal> {
-        let total = Traces::items(&request) as u64;
-        let rejected = retain_valid_spans(&mut request);
+    /// Removes the items that are invalid on their own, offers the rest upstream and, once that
+    /// cannot refuse any more, hands them to `keep`.
+    fn take_valid<S: Signal>(
+        forwarder: Option<&Forwarder<S>>,
+        mut request: S::Request,
+        transport: Transport,
+        retain_valid: fn(&mut S::Request) -> Rejected,
+        keep: impl FnOnce(&S::Request),
+    ) -> Result<Rejected, Refusal> {
+        let total = S::items(&request) as u64;
+        let rejected = retain_valid(&mut request);
         let kept = total - rejected.items as u64;
-        offer_upstream(self.forwarders.traces.as_ref(), &request, kept, total, transport)?;
-        self.span_metrics.record(&request);
-        self.spans.insert(&request);
-        count_items(Traces::NAME, transport, kept, rejected.items as u64);
+        offer_upstream(forwarder, &request, kept, total, transport)?;
+        keep(&request);
+        count_items::<S>(transport, kept, rejected.items as u64);
         Ok(rejected)
     }
+}
 
-    /// Takes a metrics export request.
-    ///
-    /// # Errors
-    /// [`Refusal`] when the whole request must be retried later; nothing was kept.
-    pub fn export_metrics(
-        &self,
-        request: ExportMetricsServiceRequest,
-        transport: Transport,
-    ) -> Result<Rejected, Refusal> {
-        self.metrics.in_scope(|| self.take_metrics(request, transport))
+impl Intake for Traces {
+    fn take(pipeline: &Pipeline, request: Self::Request, transport: Transport) -> Result<Rejected, Refusal> {
+        let stores = &pipeline.stores;
+        Pipeline::take_valid(pipeline.forwarders.traces.as_ref(), request, transport, retain_valid_spans, |request| {
+            stores.span_metrics.record(request);
+            stores.spans.insert(request);
+        })
     }
+}
 
-    fn take_metrics(&self, request: ExportMetricsServiceRequest, transport: Transport) -> Result<Rejected, Refusal> {
-        let total = Metrics::items(&request) as u64;
-        offer_upstream(self.forwarders.metrics.as_ref(), &request, total, total, transport)?;
-        let refused_locally = self.metric_store.record(&request);
+impl Intake for Logs {
+    fn take(pipeline: &Pipeline, request: Self::Request, transport: Transport) -> Result<Rejected, Refusal> {
+        let logs = &pipeline.stores.logs;
+        Pipeline::take_valid(
+            pipeline.forwarders.logs.as_ref(),
+            request,
+            transport,
+            retain_valid_log_records,
+            |request| {
+                logs.insert(request);
+            },
+        )
+    }
+}
+
+impl Intake for Metrics {
+    fn take(pipeline: &Pipeline, request: Self::Request, transport: Transport) -> Result<Rejected, Refusal> {
+        let total = Self::items(&request) as u64;
+        let forwarder = pipeline.forwarders.metrics.as_ref();
+        offer_upstream(forwarder, &request, total, total, transport)?;
+        let refused_locally = pipeline.stores.metric_store.record(&request);
         // Points this collector cannot expose are still forwarded when an upstream is set: they
         // are not lost, so the client is told only when no upstream takes them either.
-        let rejected = if self.forwarders.metrics.is_some() {
+        let rejected = if forwarder.is_some() {
             Rejected::default()
         } else {
             Rejected { items: refused_locally.points, message: refused_locally.message }
         };
-        count_items(Metrics::NAME, transport, total - rejected.items as u64, rejected.items as u64);
-        Ok(rejected)
-    }
-
-    /// Takes a logs export request.
-    ///
-    /// # Errors
-    /// [`Refusal`] when the whole request must be retried later; nothing was kept.
-    pub fn export_logs(&self, request: ExportLogsServiceRequest, transport: Transport) -> Result<Rejected, Refusal> {
-        self.metrics.in_scope(|| self.take_logs(request, transport))
-    }
-
-    fn take_logs(&self, mut request: ExportLogsServiceRequest, transport: Transport) -> Result<Rejected, Refusal> {
-        let total = Logs::items(&request) as u64;
-        let rejected = retain_valid_log_records(&mut request);
-        let kept = total - rejected.items as u64;
-        offer_upstream(self.forwarders.logs.as_ref(), &request, kept, total, transport)?;
-        self.logs.insert(&request);
-        count_items(Logs::NAME, transport, kept, rejected.items as u64);
+        count_items::<Self>(transport, total - rejected.items as u64, rejected.items as u64);
         Ok(rejected)
     }
 }
@@ -232,21 +255,16 @@ fn offer_upstream<S: Signal>(
         _ => Ok(()),
     };
     offered.inspect_err(|refusal| {
-        count_items(S::NAME, transport, 0, total);
+        count_items::<S>(transport, 0, total);
         count_refused_request(S::NAME, transport, refusal.reason());
     })
 }
 
-/// Counts a signal's (`traces`, `metrics`, `logs`) items accepted and refused.
-fn count_items(signal: &'static str, transport: Transport, accepted: u64, refused: u64) {
+/// Counts a signal's items accepted and refused.
+fn count_items<S: Signal>(transport: Transport, accepted: u64, refused: u64) {
     let transport = transport.label();
-    let (accepted_name, refused_name) = match signal {
-        "traces" => ("otelcol_receiver_accepted_spans_total", "otelcol_receiver_refused_spans_total"),
-        "metrics" => ("otelcol_receiver_accepted_metric_points_total", "otelcol_receiver_refused_metric_points_total"),
-        _ => ("otelcol_receiver_accepted_log_records_total", "otelcol_receiver_refused_log_records_total"),
-    };
-    metrics::counter!(accepted_name, "receiver" => "otlp", "transport" => transport).increment(accepted);
-    metrics::counter!(refused_name, "receiver" => "otlp", "transport" => transport).increment(refused);
+    metrics::counter!(S::ACCEPTED_METRIC, "receiver" => "otlp", "transport" => transport).increment(accepted);
+    metrics::counter!(S::REFUSED_METRIC, "receiver" => "otlp", "transport" => transport).increment(refused);
 }
 
 fn is_valid_id(id: &[u8], len: usize) -> bool {

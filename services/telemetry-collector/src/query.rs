@@ -222,12 +222,9 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["traces"][0]["trace_id"], TRACE);
         assert_eq!(body["traces"][0]["duration_ns"], 3_000_000);
-        let (_, _, body) = get("/api/v1/traces?min_duration_ms=4").await;
-        assert_eq!(body, json!({"traces": []}));
-        let (_, _, body) = get("/api/v1/traces?error=true").await;
-        assert_eq!(body, json!({"traces": []}));
-        let (_, _, body) = get("/api/v1/traces?service=web").await;
-        assert_eq!(body, json!({"traces": []}));
+        for uri in ["/api/v1/traces?min_duration_ms=4", "/api/v1/traces?error=true", "/api/v1/traces?service=web"] {
+            assert_eq!(get(uri).await.2, json!({"traces": []}), "{uri}");
+        }
     }
 
     #[tokio::test]

@@ -20,6 +20,7 @@ use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::Status
 use serde::Deserialize;
 
 use crate::exposition::{self, MetricType};
+use crate::metric_store::series_limit_problems;
 
 /// The calls counter (its name is shared with the gateway, which reads it).
 pub const CALLS_METRIC: &str = span_metrics::CALLS;
@@ -74,12 +75,7 @@ impl SpanMetricsSettings {
         } else if !buckets.windows(2).all(|pair| pair[0] < pair[1]) {
             problems.push(format!("{prefix}.buckets_seconds: bounds must be strictly increasing"));
         }
-        if self.max_series == 0 {
-            problems.push(format!("{prefix}.max_series: must be at least 1"));
-        }
-        if self.series_expiry_ms == 0 {
-            problems.push(format!("{prefix}.series_expiry_ms: must be at least 1"));
-        }
+        problems.extend(series_limit_problems(prefix, self.max_series, self.series_expiry_ms));
         problems
     }
 }
@@ -443,6 +439,13 @@ mod tests {
             .map(|sample| sample.value)
     }
 
+    /// The count of bucket `le` of the `api` spans named `name` of this (kind, status).
+    fn api_bucket(samples: &[Sample], (kind, status): (&str, &str), name: &str, le: &str) -> Option<f64> {
+        let labels =
+            [("service_name", "api"), ("span_kind", kind), ("span_name", name), ("status_code", status), ("le", le)];
+        value(samples, "traces_span_metrics_duration_seconds_bucket", &labels)
+    }
+
     #[test]
     fn huge_service_and_span_names_become_labels_of_bounded_length() {
         let metrics = SpanMetrics::new(&SpanMetricsSettings::default());
@@ -502,16 +505,7 @@ mod tests {
         ];
         metrics.record_at(&request(Some("api"), spans), now);
         let samples = rendered(&metrics, now);
-        let bucket = |name: &str, le: &str| {
-            let labels = [
-                ("service_name", "api"),
-                ("span_kind", "SPAN_KIND_INTERNAL"),
-                ("span_name", name),
-                ("status_code", "STATUS_CODE_UNSET"),
-                ("le", le),
-            ];
-            value(&samples, "traces_span_metrics_duration_seconds_bucket", &labels)
-        };
+        let bucket = |name: &str, le: &str| api_bucket(&samples, ("SPAN_KIND_INTERNAL", "STATUS_CODE_UNSET"), name, le);
         assert_eq!(bucket("exact", "0.001"), Some(1.0));
         assert_eq!((bucket("above", "0.001"), bucket("above", "0.0025")), (Some(0.0), Some(1.0)));
         assert_eq!((bucket("second", "0.5"), bucket("second", "1")), (Some(0.0), Some(1.0)));
@@ -531,16 +525,7 @@ mod tests {
         ];
         metrics.record_at(&request(Some("api"), spans), now);
         let samples = rendered(&metrics, now);
-        let bucket = |name: &str, le: &str| {
-            let labels = [
-                ("service_name", "api"),
-                ("span_kind", "SPAN_KIND_SERVER"),
-                ("span_name", name),
-                ("status_code", "STATUS_CODE_OK"),
-                ("le", le),
-            ];
-            value(&samples, "traces_span_metrics_duration_seconds_bucket", &labels)
-        };
+        let bucket = |name: &str, le: &str| api_bucket(&samples, ("SPAN_KIND_SERVER", "STATUS_CODE_OK"), name, le);
         assert_eq!((bucket("fast", "1e-05"), bucket("fast", "2.5e-05")), (Some(0.0), Some(1.0)));
         assert_eq!((bucket("slow", "0.0005"), bucket("slow", "0.001")), (Some(0.0), Some(1.0)));
     }

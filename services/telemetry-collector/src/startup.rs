@@ -17,7 +17,7 @@ use crate::SERVICE;
 use crate::forward::Forwarders;
 use crate::limiter::MemoryLimiter;
 use crate::metric_store::MetricStore;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Stores};
 use crate::query;
 use crate::receiver::grpc::AdmissionLayer;
 use crate::receiver::{grpc as otlp_grpc, http as otlp_http};
@@ -34,10 +34,7 @@ pub struct Application {
     admin: Listener,
     metrics: MetricsHandle,
     limiter: MemoryLimiter,
-    spans: Arc<SpanStore>,
-    logs: Arc<LogStore>,
-    span_metrics: Arc<SpanMetrics>,
-    metric_store: Arc<MetricStore>,
+    stores: Stores,
     forwarders: Forwarders,
 }
 
@@ -73,10 +70,12 @@ impl Application {
                 http,
                 admin,
                 limiter,
-                spans: Arc::new(SpanStore::new(settings.span_store.clone())),
-                logs: Arc::new(LogStore::new(settings.log_store.clone())),
-                span_metrics: Arc::new(SpanMetrics::new(&settings.span_metrics)),
-                metric_store: Arc::new(MetricStore::new(&settings.metric_store)),
+                stores: Stores {
+                    spans: Arc::new(SpanStore::new(settings.span_store.clone())),
+                    logs: Arc::new(LogStore::new(settings.log_store.clone())),
+                    span_metrics: Arc::new(SpanMetrics::new(&settings.span_metrics)),
+                    metric_store: Arc::new(MetricStore::new(&settings.metric_store)),
+                },
                 forwarders: forwarders.context("starting the upstream forwarders")?,
                 settings,
                 metrics: metrics.clone(),
@@ -87,7 +86,7 @@ impl Application {
     /// The span store, which outlives the server (tests count what a stopped collector received).
     #[must_use]
     pub fn span_store(&self) -> Arc<SpanStore> {
-        Arc::clone(&self.spans)
+        Arc::clone(&self.stores.spans)
     }
 
     /// This collector's metrics registry (a binary also makes it the process's global recorder).
@@ -114,17 +113,9 @@ impl Application {
         self,
         stop: impl Future<Output = &'static str> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Self { settings, grpc, http, admin, metrics, limiter, spans, logs, span_metrics, metric_store, forwarders } =
-            self;
-        let pipeline = Arc::new(Pipeline::new(
-            limiter.clone(),
-            Arc::clone(&spans),
-            Arc::clone(&logs),
-            Arc::clone(&span_metrics),
-            Arc::clone(&metric_store),
-            forwarders.clone(),
-            metrics.clone(),
-        ));
+        let Self { settings, grpc, http, admin, metrics, limiter, stores, forwarders } = self;
+        let pipeline = Arc::new(Pipeline::new(limiter.clone(), stores.clone(), forwarders.clone(), metrics.clone()));
+        let Stores { spans, logs, span_metrics, metric_store } = stores;
 
         let exposition = {
             let metrics = metrics.clone();

@@ -17,13 +17,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes};
+use axiom25_telemetry_collector::forward::Encoded;
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span, status};
 use prost::Message;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Endpoint;
 
 struct Options {
@@ -162,41 +162,6 @@ impl Template {
     }
 }
 
-/// Sends pre-encoded request bytes; decodes the answer.
-#[derive(Debug, Clone, Default)]
-struct PreEncoded;
-
-impl Codec for PreEncoded {
-    type Encode = Bytes;
-    type Decode = ExportTraceServiceResponse;
-    type Encoder = Self;
-    type Decoder = Self;
-    fn encoder(&mut self) -> Self {
-        Self
-    }
-    fn decoder(&mut self) -> Self {
-        Self
-    }
-}
-
-impl Encoder for PreEncoded {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for PreEncoded {
-    type Item = ExportTraceServiceResponse;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
-        let chunk = src.copy_to_bytes(src.remaining());
-        ExportTraceServiceResponse::decode(chunk).map(Some).map_err(|error| tonic::Status::internal(error.to_string()))
-    }
-}
-
 #[derive(Default)]
 struct Tally {
     calls: AtomicU64,
@@ -320,7 +285,7 @@ async fn send(
     let answer = async {
         grpc.ready().await.map_err(|error| tonic::Status::unavailable(error.to_string()))?;
         let path = http::uri::PathAndQuery::from_static("/opentelemetry.proto.collector.trace.v1.TraceService/Export");
-        grpc.unary(tonic::Request::new(payload), path, PreEncoded).await
+        grpc.unary(tonic::Request::new(payload), path, Encoded::<ExportTraceServiceResponse>::default()).await
     }
     .await;
     tally.calls.fetch_add(1, Ordering::Relaxed);
@@ -349,11 +314,11 @@ mod sink {
     use std::task::{Context, Poll};
     use std::time::Duration;
 
-    use bytes::{Buf, Bytes};
+    use bytes::Bytes;
     use futures_util::future::{BoxFuture, Ready, ready};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-    use prost::Message;
-    use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+    use tonic::codec::CompressionEncoding;
+    use tonic_prost::ProstCodec;
 
     /// An export request read only as deep as its spans: each span stays an unparsed slice.
     #[derive(Clone, PartialEq, prost::Message)]
@@ -386,39 +351,6 @@ mod sink {
         spans: AtomicU64,
     }
 
-    #[derive(Debug, Clone, Default)]
-    struct CountingCodec;
-
-    impl Codec for CountingCodec {
-        type Encode = ExportTraceServiceResponse;
-        type Decode = SpanCount;
-        type Encoder = Self;
-        type Decoder = Self;
-        fn encoder(&mut self) -> Self {
-            Self
-        }
-        fn decoder(&mut self) -> Self {
-            Self
-        }
-    }
-
-    impl Encoder for CountingCodec {
-        type Item = ExportTraceServiceResponse;
-        type Error = tonic::Status;
-        fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
-            item.encode(dst).map_err(|error| tonic::Status::internal(error.to_string()))
-        }
-    }
-
-    impl Decoder for CountingCodec {
-        type Item = SpanCount;
-        type Error = tonic::Status;
-        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
-            let chunk = src.copy_to_bytes(src.remaining());
-            SpanCount::decode(chunk).map(Some).map_err(|error| tonic::Status::invalid_argument(error.to_string()))
-        }
-    }
-
     struct Export(Arc<Received>);
 
     impl tonic::server::UnaryService<SpanCount> for Export {
@@ -448,7 +380,7 @@ mod sink {
         fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
             let received = Arc::clone(&self.0);
             Box::pin(async move {
-                let mut grpc = tonic::server::Grpc::new(CountingCodec)
+                let mut grpc = tonic::server::Grpc::new(ProstCodec::<ExportTraceServiceResponse, SpanCount>::default())
                     .accept_compressed(CompressionEncoding::Gzip)
                     .max_decoding_message_size(256 << 20);
                 Ok(grpc.unary(Export(received), request).await)
@@ -497,6 +429,8 @@ mod sink {
 
     #[cfg(test)]
     mod tests {
+        use prost::Message as _;
+
         use super::*;
 
         #[test]

@@ -9,8 +9,10 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
-/// Sends `Bytes` as they are and decodes the answer as `R`.
-struct Encoded<R>(PhantomData<fn() -> R>);
+/// A unary gRPC client codec that sends `Bytes` as they are and decodes the answer as `R`
+/// (the load generator sends its pre-encoded requests with it too).
+#[derive(Debug)]
+pub struct Encoded<R>(PhantomData<fn() -> R>);
 
 impl<R> Default for Encoded<R> {
     fn default() -> Self {

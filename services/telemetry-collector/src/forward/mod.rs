@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
 
+pub use self::encoded::Encoded;
 use self::queue::{ExportQueue, PushError};
 use self::retry::{Backoff, Failure, classify};
 pub use self::settings::{ForwardSettings, FullPolicy};
@@ -529,30 +530,14 @@ impl<S: Signal> ExportLoop<S> {
             };
             let retry_after = match classify(&status) {
                 Failure::Retryable { retry_after } => retry_after,
-                Failure::Permanent => {
-                    tracing::warn!(
-                        exporter = S::EXPORTER,
-                        items,
-                        code = ?status.code(),
-                        status_message = status.message(),
-                        "Upstream refused an export for good; items dropped"
-                    );
-                    return self.shared.lose(items, DropReason::Rejected, true);
-                }
+                Failure::Permanent => return self.give_up(items, &status, DropReason::Rejected),
             };
             // As the OpenTelemetry Collector does: the upstream's delay, but never less than the
             // backoff, so a RetryInfo of zero cannot make the loop hammer the upstream.
             let backoff_wait = backoff.next_wait();
             let wait = retry_after.map_or(backoff_wait, |delay| delay.max(backoff_wait));
             if first_attempt.elapsed() + wait > self.max_retry_elapsed {
-                tracing::error!(
-                    exporter = S::EXPORTER,
-                    items,
-                    code = ?status.code(),
-                    status_message = status.message(),
-                    "Upstream kept failing past the retry limit; items dropped"
-                );
-                return self.shared.lose(items, DropReason::RetriesExhausted, true);
+                return self.give_up(items, &status, DropReason::RetriesExhausted);
             }
             // A wait that ends after the shutdown deadline could not lead to a delivery: give up
             // now so that shutdown does not idle until its deadline.
@@ -568,6 +553,30 @@ impl<S: Signal> ExportLoop<S> {
                 () = deadline_reached(&mut self.deadline) => return self.shared.lose(items, DropReason::Shutdown, true),
             }
         }
+    }
+
+    /// Drops a batch the upstream refused for good (`Rejected`) or that kept failing past the
+    /// retry limit, and says which in the log.
+    fn give_up(&self, items: usize, status: &Status, reason: DropReason) {
+        let (exporter, code, status_message) = (S::EXPORTER, status.code(), status.message());
+        if reason == DropReason::Rejected {
+            tracing::warn!(
+                exporter,
+                items,
+                ?code,
+                status_message,
+                "Upstream refused an export for good; items dropped"
+            );
+        } else {
+            tracing::error!(
+                exporter,
+                items,
+                ?code,
+                status_message,
+                "Upstream kept failing past the retry limit; items dropped"
+            );
+        }
+        self.shared.lose(items, reason, true);
     }
 
     fn accepted(&self, items: usize, partial: Option<PartialRejection>) {
@@ -742,6 +751,12 @@ mod tests {
             format!("http://{address}")
         }
 
+        /// A trace forwarder to this upstream, served on a free port.
+        async fn forwarder(&self, settings: &ForwardSettings) -> Forwarder<Traces> {
+            let endpoint = self.clone().serve().await;
+            Forwarder::<Traces>::start(&endpoint, settings).expect("valid endpoint")
+        }
+
         fn serve_on(self, listener: TcpListener) {
             tokio::spawn(
                 tonic::transport::Server::builder()
@@ -847,9 +862,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_answers_backpressure_under_the_default_policy_and_loses_nothing() {
         let upstream = Upstream::answering(Answer::Hang, &[]);
-        let endpoint = upstream.clone().serve().await;
         let settings = ForwardSettings { queue_capacity_items: 10, max_batch_items: 6, ..settings() };
-        let forwarder = Forwarder::<Traces>::start(&endpoint, &settings).expect("valid endpoint");
+        let forwarder = upstream.forwarder(&settings).await;
 
         for slot in 0..EXPORTS_IN_FLIGHT {
             forwarder.offer(&spans(&format!("a{slot}"), 6)).expect("room for 6");
@@ -881,9 +895,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_upstream_has_several_exports_in_flight_and_no_more_than_the_bound() {
         let upstream = Upstream::answering(Answer::Hang, &[]);
-        let endpoint = upstream.clone().serve().await;
-        let forwarder = Forwarder::<Traces>::start(&endpoint, &ForwardSettings { max_batch_items: 5, ..settings() })
-            .expect("valid endpoint");
+        let forwarder = upstream.forwarder(&ForwardSettings { max_batch_items: 5, ..settings() }).await;
 
         for request in 0..=EXPORTS_IN_FLIGHT {
             forwarder.offer(&spans(&format!("r{request}"), 5)).expect("room");
@@ -898,8 +910,7 @@ mod tests {
     #[tokio::test]
     async fn a_retried_export_sends_the_same_spans_again() {
         let upstream = Upstream::answering(Answer::Accept, &[Answer::Unavailable, Answer::Unavailable]);
-        let endpoint = upstream.clone().serve().await;
-        let forwarder = Forwarder::<Traces>::start(&endpoint, &settings()).expect("valid endpoint");
+        let forwarder = upstream.forwarder(&settings()).await;
 
         forwarder.offer(&spans("a", 3)).expect("room");
         settled(&forwarder).await;
@@ -913,9 +924,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_and_counts_under_the_drop_policy() {
         let upstream = Upstream::answering(Answer::Hang, &[]);
-        let endpoint = upstream.clone().serve().await;
         let settings = ForwardSettings { queue_capacity_items: 10, full_policy: FullPolicy::Drop, ..settings() };
-        let forwarder = Forwarder::<Traces>::start(&endpoint, &settings).expect("valid endpoint");
+        let forwarder = upstream.forwarder(&settings).await;
 
         forwarder.offer(&spans("a", 6)).expect("room for 6");
         eventually("the first batch is in flight", || upstream.calls().len() == 1).await;
@@ -932,8 +942,7 @@ mod tests {
     async fn failed_exports_are_retried_with_backoff_until_nothing_is_lost() {
         let unavailable = Answer::Unavailable;
         let upstream = Upstream::answering(Answer::Accept, &[unavailable, unavailable, unavailable]);
-        let endpoint = upstream.clone().serve().await;
-        let forwarder = Forwarder::<Traces>::start(&endpoint, &settings()).expect("valid endpoint");
+        let forwarder = upstream.forwarder(&settings()).await;
 
         for batch in ["a", "b", "c"] {
             forwarder.offer(&spans(batch, 10)).expect("room");
@@ -958,8 +967,7 @@ mod tests {
     async fn the_upstreams_retry_info_delay_is_honoured() {
         let retry_later = Answer::UnavailableRetryAfter(Duration::from_millis(300));
         let upstream = Upstream::answering(Answer::Accept, &[retry_later]);
-        let endpoint = upstream.clone().serve().await;
-        let forwarder = Forwarder::<Traces>::start(&endpoint, &settings()).expect("valid endpoint");
+        let forwarder = upstream.forwarder(&settings()).await;
 
         forwarder.offer(&spans("a", 3)).expect("room");
         settled(&forwarder).await;
@@ -975,8 +983,7 @@ mod tests {
     #[tokio::test]
     async fn a_permanent_error_drops_the_batch_as_rejected_without_retrying() {
         let upstream = Upstream::answering(Answer::Accept, &[Answer::InvalidArgument]);
-        let endpoint = upstream.clone().serve().await;
-        let forwarder = Forwarder::<Traces>::start(&endpoint, &settings()).expect("valid endpoint");
+        let forwarder = upstream.forwarder(&settings()).await;
 
         forwarder.offer(&spans("bad", 4)).expect("room");
         settled(&forwarder).await;
@@ -992,8 +999,7 @@ mod tests {
     #[tokio::test]
     async fn a_partial_success_counts_the_rejected_items_as_dropped() {
         let upstream = Upstream::answering(Answer::RejectSome(3), &[]);
-        let endpoint = upstream.clone().serve().await;
-        let forwarder = Forwarder::<Traces>::start(&endpoint, &settings()).expect("valid endpoint");
+        let forwarder = upstream.forwarder(&settings()).await;
 
         forwarder.offer(&spans("a", 10)).expect("room");
         settled(&forwarder).await;
@@ -1005,9 +1011,8 @@ mod tests {
     #[tokio::test]
     async fn a_batch_is_dropped_once_retries_take_longer_than_allowed() {
         let upstream = Upstream::answering(Answer::Unavailable, &[]);
-        let endpoint = upstream.clone().serve().await;
         let settings = ForwardSettings { max_retry_elapsed_ms: 100, ..settings() };
-        let forwarder = Forwarder::<Traces>::start(&endpoint, &settings).expect("valid endpoint");
+        let forwarder = upstream.forwarder(&settings).await;
 
         forwarder.offer(&spans("a", 5)).expect("room");
         settled(&forwarder).await;
@@ -1019,8 +1024,7 @@ mod tests {
     #[tokio::test]
     async fn shutdown_flushes_the_queue_before_the_deadline() {
         let upstream = Upstream::answering(Answer::Accept, &[]);
-        let endpoint = upstream.clone().serve().await;
-        let forwarder = Forwarder::<Traces>::start(&endpoint, &settings()).expect("valid endpoint");
+        let forwarder = upstream.forwarder(&settings()).await;
         for batch in 0..20 {
             forwarder.offer(&spans(&format!("batch{batch}"), 50)).expect("room");
         }
@@ -1055,8 +1059,7 @@ mod tests {
     #[tokio::test]
     async fn shutdown_gives_up_on_a_hanging_upstream_at_the_deadline() {
         let upstream = Upstream::answering(Answer::Hang, &[]);
-        let endpoint = upstream.clone().serve().await;
-        let forwarder = Forwarder::<Traces>::start(&endpoint, &settings()).expect("valid endpoint");
+        let forwarder = upstream.forwarder(&settings()).await;
         forwarder.offer(&spans("a", 4)).expect("room");
         eventually("the batch is in flight", || upstream.calls().len() == 1).await;
         forwarder.offer(&spans("b", 4)).expect("room");
@@ -1090,9 +1093,7 @@ mod tests {
     #[tokio::test]
     async fn queued_requests_are_merged_into_exports_of_at_most_max_batch_items() {
         let upstream = Upstream::answering(Answer::Accept, &[]);
-        let endpoint = upstream.clone().serve().await;
-        let forwarder = Forwarder::<Traces>::start(&endpoint, &ForwardSettings { max_batch_items: 8, ..settings() })
-            .expect("valid endpoint");
+        let forwarder = upstream.forwarder(&ForwardSettings { max_batch_items: 8, ..settings() }).await;
 
         // The test runtime has one thread: the export loop runs only once this test awaits, so
         // all ten requests are queued together.
@@ -1117,14 +1118,13 @@ mod tests {
             Answer::UnavailableRetryAfter(Duration::from_millis(20)),
         ];
         let upstream = Upstream::answering(Answer::Accept, &script.repeat(20));
-        let endpoint = upstream.clone().serve().await;
         let settings = ForwardSettings {
             queue_capacity_items: 200,
             full_policy: FullPolicy::Drop,
             max_batch_items: 40,
             ..settings()
         };
-        let forwarder = Forwarder::<Traces>::start(&endpoint, &settings).expect("valid endpoint");
+        let forwarder = upstream.forwarder(&settings).await;
 
         let senders: Vec<_> = (0..4)
             .map(|sender| {

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::validate::{below_problem, zero_problems};
+
 /// Upstream OTLP/gRPC forwarding, one optional destination per signal.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -80,24 +82,20 @@ impl ForwardSettings {
                 problems.push(format!("{prefix}.{key}: must be empty or http://host:port, got {endpoint:?}"));
             }
         }
-        for (key, value) in
-            [("queue_capacity_items", self.queue_capacity_items), ("max_batch_items", self.max_batch_items)]
-        {
-            if value == 0 {
-                problems.push(format!("{prefix}.{key}: must be at least 1"));
-            }
-        }
-        for (key, value) in [("timeout_ms", self.timeout_ms), ("initial_backoff_ms", self.initial_backoff_ms)] {
-            if value == 0 {
-                problems.push(format!("{prefix}.{key}: must be at least 1"));
-            }
-        }
-        if self.max_backoff_ms < self.initial_backoff_ms {
-            problems.push(format!(
-                "{prefix}.max_backoff_ms: must be at least initial_backoff_ms ({}), got {}",
-                self.initial_backoff_ms, self.max_backoff_ms
-            ));
-        }
+        problems.extend(zero_problems(
+            prefix,
+            &[
+                ("queue_capacity_items", self.queue_capacity_items == 0),
+                ("max_batch_items", self.max_batch_items == 0),
+                ("timeout_ms", self.timeout_ms == 0),
+                ("initial_backoff_ms", self.initial_backoff_ms == 0),
+            ],
+        ));
+        problems.extend(below_problem(
+            prefix,
+            ("max_backoff_ms", self.max_backoff_ms),
+            ("initial_backoff_ms", self.initial_backoff_ms),
+        ));
         problems
     }
 }

@@ -1,37 +1,52 @@
-//! The three OTLP signals as the forwarder sees them: a request type, how many items it holds, and
-//! the export call of its OTLP service.
+//! The three OTLP signals: a request and response type, how many items a request holds, the
+//! export call of its OTLP service, and the names the OpenTelemetry Collector gives their metrics.
 
 use std::future::Future;
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use super::ForwardSettings;
 use super::encoded::unary;
+use crate::otlp::{ExportRequest, ResponseBody};
 
-/// Items the upstream refused one by one in an otherwise successful answer (`partial_success`).
+/// Items refused one by one in an otherwise successful answer (`partial_success`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartialRejection {
-    /// `rejected_spans`, `rejected_data_points` or `rejected_log_records`, as the upstream sent it.
+    /// `rejected_spans`, `rejected_data_points` or `rejected_log_records`.
     pub rejected: i64,
-    /// The upstream's explanation, possibly empty.
+    /// The explanation, possibly empty.
     pub message: String,
 }
 
-/// One OTLP signal the collector can forward upstream.
+/// One OTLP signal the collector receives and can forward upstream.
 pub trait Signal: Send + Sync + 'static {
     /// The export request of this signal's OTLP service.
-    type Request: prost::Message + Send + 'static;
+    type Request: ExportRequest + Send + 'static;
+    /// The export response of this signal's OTLP service.
+    type Response: ResponseBody + Send + 'static;
 
     /// `traces`, `metrics` or `logs`: the `signal` and `data_type` metric labels.
     const NAME: &'static str;
     /// The `exporter` metric label, as the OpenTelemetry Collector names its OTLP exporters.
     const EXPORTER: &'static str;
+    /// The gRPC path of the service's `Export` method.
+    const PATH: &'static str;
+    /// Counter of items the receivers accepted.
+    const ACCEPTED_METRIC: &'static str;
+    /// Counter of items the receivers refused.
+    const REFUSED_METRIC: &'static str;
     /// Counter of items the upstream accepted.
     const SENT_METRIC: &'static str;
     /// Counter of items given up after trying to send them.
@@ -45,117 +60,107 @@ pub trait Signal: Send + Sync + 'static {
     /// Spans, metric data points or log records in `request`.
     fn items(request: &Self::Request) -> usize;
 
+    /// The answer to a request of which `rejected` items, if any, were refused one by one.
+    fn response(rejected: Option<PartialRejection>) -> Self::Response;
+
+    /// The partial rejection `response` carries, if any.
+    fn rejection(response: Self::Response) -> Option<PartialRejection>;
+
     /// Sends the encoded request over `channel`; `Ok` carries the upstream's partial rejection,
     /// if any.
     fn export(
         channel: Channel,
         request: Request<Bytes>,
-    ) -> impl Future<Output = Result<Option<PartialRejection>, Status>> + Send;
-}
-
-/// Traces: items are spans.
-#[derive(Debug, Clone, Copy)]
-pub struct Traces;
-
-/// Metrics: items are data points.
-#[derive(Debug, Clone, Copy)]
-pub struct Metrics;
-
-/// Logs: items are log records.
-#[derive(Debug, Clone, Copy)]
-pub struct Logs;
-
-impl Signal for Traces {
-    type Request = ExportTraceServiceRequest;
-    const NAME: &'static str = "traces";
-    const EXPORTER: &'static str = "otlp/traces";
-    const SENT_METRIC: &'static str = "otelcol_exporter_sent_spans_total";
-    const SEND_FAILED_METRIC: &'static str = "otelcol_exporter_send_failed_spans_total";
-    const ENQUEUE_FAILED_METRIC: &'static str = "otelcol_exporter_enqueue_failed_spans_total";
-
-    fn endpoint(settings: &ForwardSettings) -> &str {
-        &settings.traces_endpoint
-    }
-
-    fn items(request: &Self::Request) -> usize {
-        request.resource_spans.iter().flat_map(|resource| &resource.scope_spans).map(|scope| scope.spans.len()).sum()
-    }
-
-    async fn export(channel: Channel, request: Request<Bytes>) -> Result<Option<PartialRejection>, Status> {
-        let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-        let answer: ExportTraceServiceResponse = unary(channel, request, path).await?;
-        Ok(answer
-            .partial_success
-            .map(|partial| PartialRejection { rejected: partial.rejected_spans, message: partial.error_message }))
+    ) -> impl Future<Output = Result<Option<PartialRejection>, Status>> + Send {
+        async move { unary::<Self::Response>(channel, request, Self::PATH).await.map(Self::rejection) }
     }
 }
 
-impl Signal for Metrics {
-    type Request = ExportMetricsServiceRequest;
-    const NAME: &'static str = "metrics";
-    const EXPORTER: &'static str = "otlp/metrics";
-    const SENT_METRIC: &'static str = "otelcol_exporter_sent_metric_points_total";
-    const SEND_FAILED_METRIC: &'static str = "otelcol_exporter_send_failed_metric_points_total";
-    const ENQUEUE_FAILED_METRIC: &'static str = "otelcol_exporter_enqueue_failed_metric_points_total";
+/// One marker type and [`Signal`] impl per row: `Type("name", "items noun", endpoint setting,
+/// item counter): Request => Response(PartialSuccess.rejected field) at "export path";`. Every
+/// metric name is built from the items noun, so the three signals cannot drift apart.
+macro_rules! signals {
+    ($(
+        $(#[$doc:meta])*
+        $signal:ident($name:literal, $items:literal, $endpoint:ident, $count:ident):
+            $request:ident => $response:ident($partial:ident.$rejected:ident) at $path:literal;
+    )+) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $signal;
 
-    fn endpoint(settings: &ForwardSettings) -> &str {
-        &settings.metrics_endpoint
-    }
+        impl Signal for $signal {
+            type Request = $request;
+            type Response = $response;
+            const NAME: &'static str = $name;
+            const EXPORTER: &'static str = concat!("otlp/", $name);
+            const PATH: &'static str = $path;
+            const ACCEPTED_METRIC: &'static str = concat!("otelcol_receiver_accepted_", $items, "_total");
+            const REFUSED_METRIC: &'static str = concat!("otelcol_receiver_refused_", $items, "_total");
+            const SENT_METRIC: &'static str = concat!("otelcol_exporter_sent_", $items, "_total");
+            const SEND_FAILED_METRIC: &'static str = concat!("otelcol_exporter_send_failed_", $items, "_total");
+            const ENQUEUE_FAILED_METRIC: &'static str = concat!("otelcol_exporter_enqueue_failed_", $items, "_total");
 
-    fn items(request: &Self::Request) -> usize {
-        request
-            .resource_metrics
-            .iter()
-            .flat_map(|resource| &resource.scope_metrics)
-            .flat_map(|scope| &scope.metrics)
-            .map(|metric| match &metric.data {
-                Some(Data::Gauge(gauge)) => gauge.data_points.len(),
-                Some(Data::Sum(sum)) => sum.data_points.len(),
-                Some(Data::Histogram(histogram)) => histogram.data_points.len(),
-                Some(Data::ExponentialHistogram(histogram)) => histogram.data_points.len(),
-                Some(Data::Summary(summary)) => summary.data_points.len(),
-                None => 0,
-            })
-            .sum()
-    }
+            fn endpoint(settings: &ForwardSettings) -> &str {
+                &settings.$endpoint
+            }
 
-    async fn export(channel: Channel, request: Request<Bytes>) -> Result<Option<PartialRejection>, Status> {
-        let path = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
-        let answer: ExportMetricsServiceResponse = unary(channel, request, path).await?;
-        Ok(answer
-            .partial_success
-            .map(|partial| PartialRejection { rejected: partial.rejected_data_points, message: partial.error_message }))
-    }
+            fn items(request: &$request) -> usize {
+                $count(request)
+            }
+
+            fn response(rejected: Option<PartialRejection>) -> $response {
+                let partial_success =
+                    rejected.map(|rejected| $partial { $rejected: rejected.rejected, error_message: rejected.message });
+                $response { partial_success }
+            }
+
+            fn rejection(response: $response) -> Option<PartialRejection> {
+                let partial = response.partial_success?;
+                Some(PartialRejection { rejected: partial.$rejected, message: partial.error_message })
+            }
+        }
+    )+};
 }
 
-impl Signal for Logs {
-    type Request = ExportLogsServiceRequest;
-    const NAME: &'static str = "logs";
-    const EXPORTER: &'static str = "otlp/logs";
-    const SENT_METRIC: &'static str = "otelcol_exporter_sent_log_records_total";
-    const SEND_FAILED_METRIC: &'static str = "otelcol_exporter_send_failed_log_records_total";
-    const ENQUEUE_FAILED_METRIC: &'static str = "otelcol_exporter_enqueue_failed_log_records_total";
+signals! {
+    /// Traces: items are spans.
+    Traces("traces", "spans", traces_endpoint, spans):
+        ExportTraceServiceRequest => ExportTraceServiceResponse(ExportTracePartialSuccess.rejected_spans)
+        at "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    /// Metrics: items are data points.
+    Metrics("metrics", "metric_points", metrics_endpoint, data_points):
+        ExportMetricsServiceRequest => ExportMetricsServiceResponse(ExportMetricsPartialSuccess.rejected_data_points)
+        at "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    /// Logs: items are log records.
+    Logs("logs", "log_records", logs_endpoint, log_records):
+        ExportLogsServiceRequest => ExportLogsServiceResponse(ExportLogsPartialSuccess.rejected_log_records)
+        at "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+}
 
-    fn endpoint(settings: &ForwardSettings) -> &str {
-        &settings.logs_endpoint
-    }
+fn spans(request: &ExportTraceServiceRequest) -> usize {
+    request.resource_spans.iter().flat_map(|resource| &resource.scope_spans).map(|scope| scope.spans.len()).sum()
+}
 
-    fn items(request: &Self::Request) -> usize {
-        request
-            .resource_logs
-            .iter()
-            .flat_map(|resource| &resource.scope_logs)
-            .map(|scope| scope.log_records.len())
-            .sum()
-    }
+fn data_points(request: &ExportMetricsServiceRequest) -> usize {
+    request
+        .resource_metrics
+        .iter()
+        .flat_map(|resource| &resource.scope_metrics)
+        .flat_map(|scope| &scope.metrics)
+        .map(|metric| match &metric.data {
+            Some(Data::Gauge(gauge)) => gauge.data_points.len(),
+            Some(Data::Sum(sum)) => sum.data_points.len(),
+            Some(Data::Histogram(histogram)) => histogram.data_points.len(),
+            Some(Data::ExponentialHistogram(histogram)) => histogram.data_points.len(),
+            Some(Data::Summary(summary)) => summary.data_points.len(),
+            None => 0,
+        })
+        .sum()
+}
 
-    async fn export(channel: Channel, request: Request<Bytes>) -> Result<Option<PartialRejection>, Status> {
-        let path = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
-        let answer: ExportLogsServiceResponse = unary(channel, request, path).await?;
-        Ok(answer
-            .partial_success
-            .map(|partial| PartialRejection { rejected: partial.rejected_log_records, message: partial.error_message }))
-    }
+fn log_records(request: &ExportLogsServiceRequest) -> usize {
+    request.resource_logs.iter().flat_map(|resource| &resource.scope_logs).map(|scope| scope.log_records.len()).sum()
 }
 
 #[cfg(test)]
@@ -208,6 +213,26 @@ mod tests {
             }],
         };
         assert_eq!(Metrics::items(&request), 5);
+    }
+
+    #[test]
+    fn metric_names_are_the_opentelemetry_collectors() {
+        assert_eq!(
+            (Traces::EXPORTER, Traces::ACCEPTED_METRIC, Traces::SENT_METRIC),
+            ("otlp/traces", "otelcol_receiver_accepted_spans_total", "otelcol_exporter_sent_spans_total")
+        );
+        assert_eq!(Metrics::ENQUEUE_FAILED_METRIC, "otelcol_exporter_enqueue_failed_metric_points_total");
+        assert_eq!(Logs::REFUSED_METRIC, "otelcol_receiver_refused_log_records_total");
+        assert_eq!(Logs::SEND_FAILED_METRIC, "otelcol_exporter_send_failed_log_records_total");
+        assert_eq!(Metrics::PATH, "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export");
+    }
+
+    #[test]
+    fn a_partial_rejection_reads_back_from_the_answer_it_is_written_into() {
+        let rejected = PartialRejection { rejected: 3, message: "bad points".into() };
+        assert_eq!(Metrics::rejection(Metrics::response(Some(rejected.clone()))), Some(rejected));
+        assert_eq!(Logs::response(None), ExportLogsServiceResponse::default());
+        assert_eq!(Traces::rejection(ExportTraceServiceResponse::default()), None);
     }
 
     #[test]

@@ -5,6 +5,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
     number_data_point,
 };
 
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+
 use super::labels::ResourceLabels;
 use super::naming::{NameKind, prometheus_name};
 use super::refusals::{Reason, Refusals};
@@ -77,42 +79,22 @@ pub(super) fn convert(metric: &Metric, resource: &ResourceLabels, refusals: &mut
         return None;
     }
     let delta = temporality == Some(AggregationTemporality::Delta as i32);
-    let mut points = Vec::with_capacity(point_count);
-    let mut invalid =
+    let invalid =
         |problem: String| refusals.refuse(Reason::Invalid, 1, || format!("metric {:?}: {problem}", metric.name));
+    let mut points = PointSink { resource, points: Vec::with_capacity(point_count), invalid };
     match data {
-        metric::Data::Gauge(gauge) => number_points(&gauge.data_points, false, resource, &mut points, &mut invalid),
-        metric::Data::Sum(sum) => number_points(&sum.data_points, delta, resource, &mut points, &mut invalid),
-        metric::Data::Histogram(histogram) => {
-            for point in histogram.data_points.iter().filter(|point| !no_recorded_value(point.flags)) {
-                match histogram_value(point) {
-                    Ok(value) => points.push(Point {
-                        labels: resource.series_labels(&point.attributes),
-                        time_unix_nano: point.time_unix_nano,
-                        update: if delta {
-                            Update::AddHistogram(value)
-                        } else {
-                            Update::Replace(Value::Histogram(value))
-                        },
-                    }),
-                    Err(problem) => invalid(problem),
-                }
-            }
-        }
+        metric::Data::Gauge(gauge) => points.add(&gauge.data_points, |point| number_update(point, false)),
+        metric::Data::Sum(sum) => points.add(&sum.data_points, |point| number_update(point, delta)),
+        metric::Data::Histogram(histogram) => points.add(&histogram.data_points, |point| {
+            let value = histogram_value(point)?;
+            Ok(if delta { Update::AddHistogram(value) } else { Update::Replace(Value::Histogram(value)) })
+        }),
         metric::Data::Summary(summary) => {
-            for point in summary.data_points.iter().filter(|point| !no_recorded_value(point.flags)) {
-                match summary_value(point) {
-                    Ok(value) => points.push(Point {
-                        labels: resource.series_labels(&point.attributes),
-                        time_unix_nano: point.time_unix_nano,
-                        update: Update::Replace(Value::Summary(value)),
-                    }),
-                    Err(problem) => invalid(problem),
-                }
-            }
+            points.add(&summary.data_points, |point| Ok(Update::Replace(Value::Summary(summary_value(point)?))));
         }
         metric::Data::ExponentialHistogram(_) => {}
     }
+    let points = points.points;
     (!points.is_empty()).then(|| Converted { name, kind, help: metric.description.clone(), points })
 }
 
@@ -120,30 +102,62 @@ pub(super) fn no_recorded_value(flags: u32) -> bool {
     flags & DataPointFlags::NoRecordedValueMask as u32 != 0
 }
 
-pub(super) fn number_points(
-    data_points: &[NumberDataPoint],
-    delta: bool,
-    resource: &ResourceLabels,
-    points: &mut Vec<Point>,
-    invalid: &mut impl FnMut(String),
-) {
-    for point in data_points.iter().filter(|point| !no_recorded_value(point.flags)) {
-        #[allow(clippy::cast_precision_loss)] // Prometheus samples are doubles
-        let value = match point.value {
-            Some(number_data_point::Value::AsDouble(value)) => value,
-            Some(number_data_point::Value::AsInt(value)) => value as f64,
-            None => {
-                invalid("a data point has no value".to_owned());
-                continue;
+/// What every kind of OTLP data point has, whatever its value.
+trait DataPoint {
+    fn flags(&self) -> u32;
+    fn attributes(&self) -> &[KeyValue];
+    fn time_unix_nano(&self) -> u64;
+}
+
+macro_rules! data_points {
+    ($($point:ty),+) => {$(
+        impl DataPoint for $point {
+            fn flags(&self) -> u32 {
+                self.flags
             }
-        };
-        let update = if delta { Update::AddNumber(value) } else { Update::Replace(Value::Number(value)) };
-        points.push(Point {
-            labels: resource.series_labels(&point.attributes),
-            time_unix_nano: point.time_unix_nano,
-            update,
-        });
+            fn attributes(&self) -> &[KeyValue] {
+                &self.attributes
+            }
+            fn time_unix_nano(&self) -> u64 {
+                self.time_unix_nano
+            }
+        }
+    )+};
+}
+
+data_points!(NumberDataPoint, HistogramDataPoint, SummaryDataPoint);
+
+/// Where a metric's points go as they are converted; `invalid` refuses the points that cannot be.
+struct PointSink<'a, F> {
+    resource: &'a ResourceLabels,
+    points: Vec<Point>,
+    invalid: F,
+}
+
+impl<F: FnMut(String)> PointSink<'_, F> {
+    /// Adds the points of `data_points` that carry a value, each as `update` makes it.
+    fn add<P: DataPoint>(&mut self, data_points: &[P], update: impl Fn(&P) -> Result<Update, String>) {
+        for point in data_points.iter().filter(|point| !no_recorded_value(point.flags())) {
+            match update(point) {
+                Ok(update) => self.points.push(Point {
+                    labels: self.resource.series_labels(point.attributes()),
+                    time_unix_nano: point.time_unix_nano(),
+                    update,
+                }),
+                Err(problem) => (self.invalid)(problem),
+            }
+        }
     }
+}
+
+fn number_update(point: &NumberDataPoint, delta: bool) -> Result<Update, String> {
+    #[allow(clippy::cast_precision_loss)] // Prometheus samples are doubles
+    let value = match point.value {
+        Some(number_data_point::Value::AsDouble(value)) => value,
+        Some(number_data_point::Value::AsInt(value)) => value as f64,
+        None => return Err("a data point has no value".to_owned()),
+    };
+    Ok(if delta { Update::AddNumber(value) } else { Update::Replace(Value::Number(value)) })
 }
 
 pub(super) fn histogram_value(point: &HistogramDataPoint) -> Result<HistogramValue, String> {

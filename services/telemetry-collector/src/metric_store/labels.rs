@@ -5,6 +5,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::naming::label_name;
 use crate::exposition;
+use crate::otlp::byte_text::base64;
 
 /// `job` and `instance` of the resource, as the Collector's Prometheus exporter derives them.
 #[derive(Debug, Default)]
@@ -96,22 +97,6 @@ pub(super) fn json(value: Option<&any_value::Value>) -> serde_json::Value {
                 .collect(),
         ),
     }
-}
-
-pub(super) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut text = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let word = chunk.iter().enumerate().fold(0_u32, |word, (i, byte)| word | u32::from(*byte) << (16 - 8 * i));
-        for position in 0..4 {
-            if position <= chunk.len() {
-                text.push(char::from(ALPHABET[(word >> (18 - 6 * position)) as usize & 63]));
-            } else {
-                text.push('=');
-            }
-        }
-    }
-    text
 }
 
 #[cfg(test)]

@@ -45,6 +45,7 @@ mod tests;
 
 pub use refusals::Rejected;
 pub use settings::MetricStoreSettings;
+pub(crate) use settings::series_limit_problems;
 pub use store::MetricStore;
 
 /// Points refused, by `reason`.

@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use crate::validate::zero_problems;
+
 /// Metric store settings.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -22,15 +24,14 @@ impl MetricStoreSettings {
     /// Problems with these settings, keys prefixed with `prefix` (e.g. `metric_store`).
     #[must_use]
     pub fn validate(&self, prefix: &str) -> Vec<String> {
-        let mut problems = Vec::new();
-        if self.max_series == 0 {
-            problems.push(format!("{prefix}.max_series: must be at least 1"));
-        }
-        if self.series_expiry_ms == 0 {
-            problems.push(format!("{prefix}.series_expiry_ms: must be at least 1"));
-        }
-        problems
+        series_limit_problems(prefix, self.max_series, self.series_expiry_ms)
     }
+}
+
+/// Problems with a series cap and idle expiry, under the keys `max_series` and `series_expiry_ms`:
+/// the metric store and span metrics bound their series alike.
+pub(crate) fn series_limit_problems(prefix: &str, max_series: usize, series_expiry_ms: u64) -> Vec<String> {
+    zero_problems(prefix, &[("max_series", max_series == 0), ("series_expiry_ms", series_expiry_ms == 0)])
 }
 
 #[cfg(test)]

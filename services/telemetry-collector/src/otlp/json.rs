@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use prost_reflect::{DeserializeOptions, DynamicMessage, SerializeOptions, Value as Field};
 use serde_json::{Map, Value};
 
+use super::byte_text::{base64, decode_hex};
 use super::{DecodeError, OtlpMessage, descriptor, shorten};
 
 /// A JSON object on the way from a request's root to the objects that hold hex ids.
@@ -199,39 +200,9 @@ fn hex_id_to_base64(value: &mut Value, id: &IdField) -> Result<(), InvalidId> {
 const MAX_ID_BYTES: usize = 16;
 
 fn hex_to_base64(hex: &str, bytes: usize) -> Option<String> {
-    if hex.len() != bytes * 2 || bytes > MAX_ID_BYTES {
-        return None;
-    }
     let mut raw = [0; MAX_ID_BYTES];
-    for (byte, pair) in raw.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
-        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(base64(&raw[..bytes]))
-}
-
-fn nibble(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut encoded = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let group = chunk.iter().enumerate().fold(0u32, |group, (at, &byte)| group | u32::from(byte) << (16 - 8 * at));
-        for sextet in 0..4 {
-            if sextet <= chunk.len() {
-                encoded.push(char::from(ALPHABET[(group >> (18 - 6 * sextet) & 63) as usize]));
-            } else {
-                encoded.push('=');
-            }
-        }
-    }
-    encoded
+    let raw = raw.get_mut(..bytes)?;
+    decode_hex(hex, raw).then(|| base64(raw))
 }
 
 /// Encodes a response body as proto3 JSON (int64 as strings, enums as numbers, defaults left out).

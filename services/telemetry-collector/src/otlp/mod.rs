@@ -4,6 +4,7 @@
 //! bodies are `application/x-protobuf` or `application/json`, responses use the request's encoding,
 //! and failures carry a `google.rpc.Status`.
 
+pub mod byte_text;
 mod gzip;
 mod json;
 

@@ -13,19 +13,10 @@ use std::task::{Context, Poll};
 use futures_util::future::{Either, Ready, ready};
 use http::{HeaderValue, Request, Response};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use tonic::body::Body;
 use tonic::codec::CompressionEncoding;
 use tonic::{Code, Status};
@@ -33,8 +24,9 @@ use tonic_types::{ErrorDetails, StatusExt as _};
 use tower::{Layer, Service};
 
 use super::Limits;
+use crate::forward::{Logs, Metrics, Signal, Traces};
 use crate::limiter::MemoryLimiter;
-use crate::pipeline::{Pipeline, Refusal, Transport, count_refused_request};
+use crate::pipeline::{Intake, Pipeline, Refusal, Transport, count_refused_request};
 
 /// The three OTLP services over one pipeline.
 #[derive(Debug, Clone)]
@@ -73,46 +65,36 @@ fn refusal_status(refusal: Refusal) -> Status {
     }
 }
 
+/// A call of signal `S`'s `Export` method.
+type Call<S> = tonic::Request<<S as Signal>::Request>;
+/// The answer to a [`Call`].
+type Answer<S> = Result<tonic::Response<<S as Signal>::Response>, Status>;
+
+impl OtlpGrpc {
+    fn answer<S: Intake>(&self, request: Call<S>) -> Answer<S> {
+        let rejected = self.pipeline.export::<S>(request.into_inner(), Transport::Grpc).map_err(refusal_status)?;
+        Ok(tonic::Response::new(S::response(rejected.into_partial())))
+    }
+}
+
 #[tonic::async_trait]
 impl TraceService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, Status> {
-        let rejected = self.pipeline.export_traces(request.into_inner(), Transport::Grpc).map_err(refusal_status)?;
-        let partial_success = (rejected.items > 0)
-            .then_some(ExportTracePartialSuccess { rejected_spans: rejected.items, error_message: rejected.message });
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success }))
+    async fn export(&self, request: Call<Traces>) -> Answer<Traces> {
+        self.answer::<Traces>(request)
     }
 }
 
 #[tonic::async_trait]
 impl MetricsService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, Status> {
-        let rejected = self.pipeline.export_metrics(request.into_inner(), Transport::Grpc).map_err(refusal_status)?;
-        let partial_success = (rejected.items > 0).then_some(ExportMetricsPartialSuccess {
-            rejected_data_points: rejected.items,
-            error_message: rejected.message,
-        });
-        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success }))
+    async fn export(&self, request: Call<Metrics>) -> Answer<Metrics> {
+        self.answer::<Metrics>(request)
     }
 }
 
 #[tonic::async_trait]
 impl LogsService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportLogsServiceRequest>,
-    ) -> Result<tonic::Response<ExportLogsServiceResponse>, Status> {
-        let rejected = self.pipeline.export_logs(request.into_inner(), Transport::Grpc).map_err(refusal_status)?;
-        let partial_success = (rejected.items > 0).then_some(ExportLogsPartialSuccess {
-            rejected_log_records: rejected.items,
-            error_message: rejected.message,
-        });
-        Ok(tonic::Response::new(ExportLogsServiceResponse { partial_success }))
+    async fn export(&self, request: Call<Logs>) -> Answer<Logs> {
+        self.answer::<Logs>(request)
     }
 }
 

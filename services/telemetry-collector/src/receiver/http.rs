@@ -15,13 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsPartialSuccess, ExportMetricsServiceResponse};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 
 use super::Limits;
+use crate::forward::{Logs, Metrics, Traces};
 use crate::otlp::{self, Encoding, GunzipError};
-use crate::pipeline::{Pipeline, Refusal, Rejected, Transport, count_refused_request};
+use crate::pipeline::{Intake, Pipeline, Refusal, Transport, count_refused_request};
 
 /// Heap a request takes per byte of protobuf while it is decoded, stored and measured (attributes
 /// with short keys and values take about five times their wire size as prost structs).
@@ -46,9 +44,9 @@ struct Receiver {
 pub fn router(pipeline: Arc<Pipeline>, limits: Limits) -> Router {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     Router::new()
-        .route("/v1/traces", post(traces))
-        .route("/v1/metrics", post(metrics))
-        .route("/v1/logs", post(logs))
+        .route("/v1/traces", post(export::<Traces>))
+        .route("/v1/metrics", post(export::<Metrics>))
+        .route("/v1/logs", post(export::<Logs>))
         .with_state(Receiver { pipeline, limits, decoders: Arc::new(tokio::sync::Semaphore::new(cores)) })
 }
 
@@ -91,39 +89,12 @@ impl From<Refusal> for Failure {
     }
 }
 
-async fn traces(State(receiver): State<Receiver>, headers: HeaderMap, body: Body) -> Response {
+async fn export<S: Intake>(State(receiver): State<Receiver>, headers: HeaderMap, body: Body) -> Response {
     receiver
-        .handle("traces", &headers, body, |pipeline, bytes, encoding| {
-            let request = otlp::decode(&bytes, encoding)?;
-            let rejected = pipeline.export_traces(request, Transport::Http)?;
-            let Rejected { items, message } = rejected;
-            let partial_success =
-                (items > 0).then_some(ExportTracePartialSuccess { rejected_spans: items, error_message: message });
-            Ok(otlp::encode(&ExportTraceServiceResponse { partial_success }, encoding))
-        })
-        .await
-}
-
-async fn metrics(State(receiver): State<Receiver>, headers: HeaderMap, body: Body) -> Response {
-    receiver
-        .handle("metrics", &headers, body, |pipeline, bytes, encoding| {
-            let request = otlp::decode(&bytes, encoding)?;
-            let Rejected { items, message } = pipeline.export_metrics(request, Transport::Http)?;
-            let partial_success = (items > 0)
-                .then_some(ExportMetricsPartialSuccess { rejected_data_points: items, error_message: message });
-            Ok(otlp::encode(&ExportMetricsServiceResponse { partial_success }, encoding))
-        })
-        .await
-}
-
-async fn logs(State(receiver): State<Receiver>, headers: HeaderMap, body: Body) -> Response {
-    receiver
-        .handle("logs", &headers, body, |pipeline, bytes, encoding| {
-            let request = otlp::decode(&bytes, encoding)?;
-            let Rejected { items, message } = pipeline.export_logs(request, Transport::Http)?;
-            let partial_success =
-                (items > 0).then_some(ExportLogsPartialSuccess { rejected_log_records: items, error_message: message });
-            Ok(otlp::encode(&ExportLogsServiceResponse { partial_success }, encoding))
+        .handle(S::NAME, &headers, body, |pipeline, bytes, encoding| {
+            let request = otlp::decode::<S::Request>(&bytes, encoding)?;
+            let rejected = pipeline.export::<S>(request, Transport::Http)?;
+            Ok(otlp::encode(&S::response(rejected.into_partial()), encoding))
         })
         .await
 }

@@ -5,6 +5,8 @@ pub mod http;
 
 use serde::Deserialize;
 
+use crate::validate::below_problem;
+
 /// Request size limits of both receivers.
 #[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -33,12 +35,11 @@ impl Limits {
                 problems.push(format!("{prefix}.{key}: must be within 1024..=1073741824, got {value}"));
             }
         }
-        if self.max_decompressed_bytes < self.max_request_bytes {
-            problems.push(format!(
-                "{prefix}.max_decompressed_bytes: must be at least max_request_bytes ({}), got {}",
-                self.max_request_bytes, self.max_decompressed_bytes
-            ));
-        }
+        problems.extend(below_problem(
+            prefix,
+            ("max_decompressed_bytes", self.max_decompressed_bytes),
+            ("max_request_bytes", self.max_request_bytes),
+        ));
         problems
     }
 }

@@ -1,27 +1,26 @@
 //! The log store: recent log records, evicted oldest first, indexed by trace id.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use axiom25_telemetry_query::{LogList, LogView};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
 
+use crate::otlp::byte_text::hex;
+
+use super::bounded::{Index, ResourceBatch, Store, interned};
 use super::{
-    Attribute, AttributeValue, DEFAULT_LIMIT, LogStoreSettings, MAX_LIMIT, SpanId, StoreMetrics, StoreStats, TraceId,
-    attributes, attributes_heap_bytes, attributes_json, heap_len, hex, service_name, span_id_from, trace_id_from,
+    Attribute, AttributeValue, DEFAULT_LIMIT, LogStoreSettings, MAX_LIMIT, SpanId, TraceId, attributes,
+    attributes_heap_bytes, attributes_json, heap_len, span_id_from, trace_id_from,
 };
 
 // A record's slots in the trace index and a share of the index's own entry.
 const RECORD_OVERHEAD: usize = 2 * size_of::<u64>() + 16;
 
-/// Recent log records, bounded by count and estimated bytes; shared by the receivers and the query API.
-#[derive(Debug)]
-pub struct LogStore {
-    settings: LogStoreSettings,
-    index: Mutex<LogIndex>,
-    metrics: StoreMetrics,
-}
+/// Recent log records, bounded by count and estimated bytes; malformed trace or span ids are
+/// stored as absent.
+pub type LogStore = Store<LogIndex>;
 
 /// Which records a log search returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +40,7 @@ impl Default for LogQuery {
 
 /// A log record in the compact form the store keeps.
 #[derive(Debug)]
-struct StoredLog {
+pub struct StoredLog {
     time: u64,
     bytes: usize,
     trace_id: Option<TraceId>,
@@ -86,28 +85,17 @@ impl StoredLog {
     }
 }
 
-/// The records of one resource, converted outside the lock.
-struct ResourceBatch {
-    service: Arc<str>,
-    records: Vec<StoredLog>,
-}
-
-impl ResourceBatch {
-    fn from_otlp(resource_logs: &ResourceLogs) -> Option<Self> {
-        let resource_attributes = resource_logs.resource.as_ref().map_or(&[][..], |resource| &resource.attributes);
-        let service: Arc<str> = Arc::from(service_name(resource_attributes));
-        let count = resource_logs.scope_logs.iter().map(|scope| scope.log_records.len()).sum();
-        let mut records = Vec::with_capacity(count);
-        for scope in &resource_logs.scope_logs {
-            records.extend(scope.log_records.iter().map(|record| StoredLog::from_otlp(record, &service)));
-        }
-        (!records.is_empty()).then_some(Self { service, records })
-    }
+/// The records of one resource; malformed ids are kept as absent.
+fn batch_of(resource_logs: &ResourceLogs) -> Option<ResourceBatch<StoredLog>> {
+    let scopes = resource_logs.scope_logs.iter().map(|scope| &scope.log_records[..]);
+    ResourceBatch::convert(resource_logs.resource.as_ref(), scopes, |record, service| {
+        Some(StoredLog::from_otlp(record, service))
+    })
 }
 
 /// Everything behind the store's lock.
 #[derive(Debug, Default)]
-struct LogIndex {
+pub struct LogIndex {
     /// Records by arrival, oldest first: the eviction order.
     records: VecDeque<StoredLog>,
     /// Arrival number of `records[0]`; record n sits at `n - first_sequence`.
@@ -120,15 +108,23 @@ struct LogIndex {
     evicted: u64,
 }
 
-impl LogIndex {
-    fn insert(&mut self, batch: Vec<ResourceBatch>) {
+impl Index for LogIndex {
+    type Settings = LogStoreSettings;
+    type Request = ExportLogsServiceRequest;
+    type Item = StoredLog;
+    type Evicted = StoredLog;
+    const STORE: &'static str = "logs";
+    const EVICTED_ITEMS_METRIC: &'static str = "axiom25_collector_store_evicted_logs_total";
+
+    fn batches(request: &ExportLogsServiceRequest) -> Vec<ResourceBatch<StoredLog>> {
+        request.resource_logs.iter().filter_map(batch_of).collect()
+    }
+
+    fn insert(&mut self, batch: Vec<ResourceBatch<StoredLog>>) {
         for group in batch {
-            let service = match self.services.get_key_value(&*group.service) {
-                Some((interned, _)) => Arc::clone(interned),
-                None => Arc::clone(&group.service),
-            };
-            *self.services.entry(Arc::clone(&service)).or_default() += group.records.len();
-            for mut record in group.records {
+            let service = interned(&self.services, &group.service);
+            *self.services.entry(Arc::clone(&service)).or_default() += group.items.len();
+            for mut record in group.items {
                 if !Arc::ptr_eq(&record.service, &service) {
                     record.service = Arc::clone(&service);
                 }
@@ -142,7 +138,7 @@ impl LogIndex {
         }
     }
 
-    /// Evicts the oldest records until both bounds hold; hands them back to be freed outside the lock.
+    /// Evicts the oldest records until both bounds hold.
     fn evict(&mut self, settings: &LogStoreSettings, evicted: &mut Vec<StoredLog>) {
         while self.records.len() > settings.max_records || self.bytes > settings.max_bytes {
             let Some(record) = self.records.pop_front() else { break };
@@ -170,50 +166,22 @@ impl LogIndex {
         }
     }
 
+    fn occupancy(&self) -> (usize, usize) {
+        (self.records.len(), self.bytes)
+    }
+
+    fn evictions(&self) -> (u64, u64) {
+        (self.evicted, 0)
+    }
+}
+
+impl LogIndex {
     fn get(&self, sequence: u64) -> Option<&StoredLog> {
         self.records.get(usize::try_from(sequence.checked_sub(self.first_sequence)?).ok()?)
     }
 }
 
 impl LogStore {
-    /// An empty store bounded by `settings`.
-    #[must_use]
-    pub fn new(settings: LogStoreSettings) -> Self {
-        Self {
-            settings,
-            index: Mutex::default(),
-            metrics: StoreMetrics::new("logs", "axiom25_collector_store_evicted_logs_total"),
-        }
-    }
-
-    /// Stores every record of `request` and returns how many; evicts the oldest records if that
-    /// takes the store over a bound. Malformed trace or span ids are stored as absent.
-    pub fn insert(&self, request: &ExportLogsServiceRequest) -> usize {
-        let batch: Vec<ResourceBatch> = request.resource_logs.iter().filter_map(ResourceBatch::from_otlp).collect();
-        let stored = batch.iter().map(|group| group.records.len()).sum();
-        if stored == 0 {
-            return 0;
-        }
-        let mut evicted = Vec::new();
-        let occupancy = {
-            let mut index = self.lock();
-            index.insert(batch);
-            index.evict(&self.settings, &mut evicted);
-            (index.records.len(), index.bytes)
-        };
-        let evicted_count = evicted.len() as u64;
-        drop(evicted);
-        self.metrics.record(occupancy, evicted_count, 0);
-        stored
-    }
-
-    /// Occupancy and eviction totals.
-    #[must_use]
-    pub fn stats(&self) -> StoreStats {
-        let index = self.lock();
-        StoreStats { items: index.records.len(), bytes: index.bytes, evicted_items: index.evicted, evicted_traces: 0 }
-    }
-
     /// The records `query` asks for, by time (records with equal times in arrival order).
     #[must_use]
     pub fn logs(&self, query: &LogQuery) -> LogList {
@@ -230,11 +198,6 @@ impl LogStore {
         records.truncate(limit);
         LogList { logs: records.into_iter().map(StoredLog::view).collect() }
     }
-
-    fn lock(&self) -> MutexGuard<'_, LogIndex> {
-        // The index stays consistent between statements, so a panic elsewhere does not spoil it.
-        self.index.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 #[cfg(test)]
@@ -242,16 +205,14 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValueList};
     use opentelemetry_proto::tonic::logs::v1::ScopeLogs;
-    use opentelemetry_proto::tonic::resource::v1::Resource;
     use serde_json::{Value, json};
 
-    use super::super::test_support::{attribute, string_attribute};
+    use super::super::StoreStats;
+    use super::super::test_support::{attribute, service_resource, string_attribute, trace_id_bytes};
     use super::*;
 
     fn trace(n: u8) -> Vec<u8> {
-        let mut id = vec![0; 16];
-        id[15] = n;
-        id
+        trace_id_bytes(0, n)
     }
 
     fn record(trace_id: Option<u8>, time: u64, body: &str) -> LogRecord {
@@ -268,10 +229,7 @@ mod tests {
     fn request(service: &str, log_records: Vec<LogRecord>) -> ExportLogsServiceRequest {
         ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
-                resource: Some(Resource {
-                    attributes: vec![string_attribute("service.name", service)],
-                    ..Default::default()
-                }),
+                resource: service_resource(service),
                 scope_logs: vec![ScopeLogs { log_records, ..Default::default() }],
                 ..Default::default()
             }],

@@ -6,6 +6,7 @@
 //! `axiom25_collector_store_evicted_spans_total`, `axiom25_collector_store_evicted_traces_total`
 //! (both `store="spans"`) and `axiom25_collector_store_evicted_logs_total` (`store="logs"`).
 
+mod bounded;
 mod logs;
 mod spans;
 
@@ -15,6 +16,8 @@ use metrics::{Counter, Gauge};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
+
+use crate::otlp::byte_text::{base64, decode_hex};
 
 pub use axiom25_telemetry_query::{
     LogList, LogView, ServiceList, ServiceSummary, SpanView, TraceDetail, TraceList, TraceSummary,
@@ -280,52 +283,8 @@ pub(crate) fn span_id_from(bytes: &[u8]) -> Option<SpanId> {
 /// Parses a trace id written as 32 hex digits, either case; the all-zero id is invalid.
 #[must_use]
 pub fn parse_trace_id(text: &str) -> Option<TraceId> {
-    let digits = text.as_bytes();
-    if digits.len() != 32 {
-        return None;
-    }
     let mut id = [0u8; 16];
-    for (byte, pair) in id.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
-    }
-    trace_id_from(&id)
-}
-
-fn hex_digit(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for &byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    text
-}
-
-/// Standard padded base64 (RFC 4648 §4), as OTLP/JSON writes bytes.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut text = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let group = chunk.iter().enumerate().fold(0u32, |group, (i, &byte)| group | u32::from(byte) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                text.push(char::from(ALPHABET[(group >> (18 - 6 * i)) as usize & 0x3f]));
-            } else {
-                text.push('=');
-            }
-        }
-    }
-    text
+    if decode_hex(text, &mut id) { trace_id_from(&id) } else { None }
 }
 
 /// Whether two service names are the same service (interned names compare by pointer).
@@ -338,6 +297,7 @@ pub(crate) mod test_support {
     //! OTLP values for the store tests.
 
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
 
     pub fn string_attribute(key: &str, value: &str) -> KeyValue {
         attribute(key, Value::StringValue(value.into()))
@@ -345,6 +305,18 @@ pub(crate) mod test_support {
 
     pub fn attribute(key: &str, value: Value) -> KeyValue {
         KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+    }
+
+    /// A resource whose `service.name` is `service`.
+    pub fn service_resource(service: &str) -> Option<Resource> {
+        Some(Resource { attributes: vec![string_attribute("service.name", service)], ..Default::default() })
+    }
+
+    /// Trace id bytes that start with `first` and end with `last`, zero between.
+    pub fn trace_id_bytes(first: u8, last: u8) -> Vec<u8> {
+        let mut id = vec![0; 16];
+        (id[0], id[15]) = (first, last);
+        id
     }
 }
 
@@ -355,6 +327,7 @@ mod tests {
 
     use super::test_support::{attribute, string_attribute};
     use super::*;
+    use crate::otlp::byte_text::hex;
 
     #[test]
     fn default_settings_are_valid_and_match_the_documented_bounds() {
@@ -406,15 +379,6 @@ mod tests {
                 "array": [true, null], "map": {"n": 1}, "empty": null,
             })
         );
-    }
-
-    #[test]
-    fn base64_pads_every_remainder() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(&[0xff, 0xfe, 0xfd, 0x00]), "//79AA==");
     }
 
     #[test]

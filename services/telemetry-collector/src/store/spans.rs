@@ -2,7 +2,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use axiom25_telemetry_query::{ServiceList, ServiceSummary, SpanView, TraceDetail, TraceList, TraceSummary};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -10,22 +10,21 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
+use crate::otlp::byte_text::hex;
+
+use super::bounded::{Index, ResourceBatch, Store, interned};
 use super::{
-    Attribute, DEFAULT_LIMIT, MAX_LIMIT, SpanId, SpanStoreSettings, StoreMetrics, StoreStats, TraceId, attributes,
-    attributes_heap_bytes, attributes_json, heap_len, hex, same_service, service_name, span_id_from, trace_id_from,
+    Attribute, DEFAULT_LIMIT, MAX_LIMIT, SpanId, SpanStoreSettings, TraceId, attributes, attributes_heap_bytes,
+    attributes_json, heap_len, same_service, span_id_from, trace_id_from,
 };
 
 const STATUS_ERROR: i32 = StatusCode::Error as i32;
 // A trace's entry, its slots in the id map, the arrival queue and a service's trace set.
 const TRACE_OVERHEAD: usize = size_of::<TraceEntry>() + 4 * size_of::<TraceId>() + 64;
 
-/// Recent traces, bounded by span count and estimated bytes; shared by the receivers and the query API.
-#[derive(Debug)]
-pub struct SpanStore {
-    settings: SpanStoreSettings,
-    index: Mutex<SpanIndex>,
-    metrics: StoreMetrics,
-}
+/// Recent traces, bounded by span count and estimated bytes; only spans with well-formed ids are
+/// stored.
+pub type SpanStore = Store<SpanIndex>;
 
 /// Filters of a trace search.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +47,7 @@ impl Default for TraceQuery {
 
 /// A span in the compact form the store keeps; its trace id is its trace's key.
 #[derive(Debug)]
-struct StoredSpan {
+pub struct StoredSpan {
     span_id: SpanId,
     parent_span_id: Option<SpanId>,
     kind: i32,
@@ -103,28 +102,15 @@ impl StoredSpan {
     }
 }
 
-/// The spans of one resource, converted outside the lock.
-struct ResourceBatch {
-    service: Arc<str>,
-    spans: Vec<(TraceId, StoredSpan, usize)>,
-}
-
-impl ResourceBatch {
-    fn from_otlp(resource_spans: &ResourceSpans) -> Option<Self> {
-        let resource_attributes = resource_spans.resource.as_ref().map_or(&[][..], |resource| &resource.attributes);
-        let service: Arc<str> = Arc::from(service_name(resource_attributes));
-        let count = resource_spans.scope_spans.iter().map(|scope| scope.spans.len()).sum();
-        let mut spans = Vec::with_capacity(count);
-        for scope in &resource_spans.scope_spans {
-            spans.extend(scope.spans.iter().filter_map(|span| StoredSpan::from_otlp(span, &service)));
-        }
-        (!spans.is_empty()).then_some(Self { service, spans })
-    }
+/// The spans of one resource with well-formed ids, each with its trace id and estimated size.
+fn batch_of(resource_spans: &ResourceSpans) -> Option<ResourceBatch<(TraceId, StoredSpan, usize)>> {
+    let scopes = resource_spans.scope_spans.iter().map(|scope| &scope.spans[..]);
+    ResourceBatch::convert(resource_spans.resource.as_ref(), scopes, StoredSpan::from_otlp)
 }
 
 /// A trace's spans and its summary, kept up to date as spans arrive.
 #[derive(Debug)]
-struct TraceEntry {
+pub struct TraceEntry {
     spans: Vec<StoredSpan>,
     /// Services of the trace with their span counts.
     services: Vec<(Arc<str>, usize)>,
@@ -195,7 +181,7 @@ struct ServiceEntry {
 
 /// Everything behind the store's lock.
 #[derive(Debug, Default)]
-struct SpanIndex {
+pub struct SpanIndex {
     traces: HashMap<TraceId, TraceEntry>,
     /// Trace ids by first arrival, oldest first: the eviction order.
     arrival: VecDeque<TraceId>,
@@ -207,15 +193,23 @@ struct SpanIndex {
     evicted_traces: u64,
 }
 
-impl SpanIndex {
-    fn insert(&mut self, batch: Vec<ResourceBatch>) {
+impl Index for SpanIndex {
+    type Settings = SpanStoreSettings;
+    type Request = ExportTraceServiceRequest;
+    type Item = (TraceId, StoredSpan, usize);
+    type Evicted = TraceEntry;
+    const STORE: &'static str = "spans";
+    const EVICTED_ITEMS_METRIC: &'static str = "axiom25_collector_store_evicted_spans_total";
+
+    fn batches(request: &ExportTraceServiceRequest) -> Vec<ResourceBatch<Self::Item>> {
+        request.resource_spans.iter().filter_map(batch_of).collect()
+    }
+
+    fn insert(&mut self, batch: Vec<ResourceBatch<Self::Item>>) {
         for group in batch {
-            let service = match self.services.get_key_value(&*group.service) {
-                Some((interned, _)) => Arc::clone(interned),
-                None => Arc::clone(&group.service),
-            };
+            let service = interned(&self.services, &group.service);
             let service_entry = self.services.entry(Arc::clone(&service)).or_default();
-            for (trace_id, mut span, bytes) in group.spans {
+            for (trace_id, mut span, bytes) in group.items {
                 if !Arc::ptr_eq(&span.service, &service) {
                     span.service = Arc::clone(&service);
                 }
@@ -237,8 +231,7 @@ impl SpanIndex {
         }
     }
 
-    /// Evicts whole traces, oldest first, until both bounds hold; hands them back to be freed
-    /// outside the lock.
+    /// Evicts whole traces, oldest first, until both bounds hold.
     fn evict(&mut self, settings: &SpanStoreSettings, evicted: &mut Vec<TraceEntry>) {
         while self.spans > settings.max_spans || self.bytes > settings.max_bytes {
             let Some(trace_id) = self.arrival.pop_front() else { break };
@@ -259,53 +252,17 @@ impl SpanIndex {
             evicted.push(trace);
         }
     }
+
+    fn occupancy(&self) -> (usize, usize) {
+        (self.spans, self.bytes)
+    }
+
+    fn evictions(&self) -> (u64, u64) {
+        (self.evicted_spans, self.evicted_traces)
+    }
 }
 
 impl SpanStore {
-    /// An empty store bounded by `settings`.
-    #[must_use]
-    pub fn new(settings: SpanStoreSettings) -> Self {
-        Self {
-            settings,
-            index: Mutex::default(),
-            metrics: StoreMetrics::new("spans", "axiom25_collector_store_evicted_spans_total"),
-        }
-    }
-
-    /// Stores the spans of `request` with well-formed ids and returns how many; evicts the oldest
-    /// traces if that takes the store over a bound.
-    pub fn insert(&self, request: &ExportTraceServiceRequest) -> usize {
-        let batch: Vec<ResourceBatch> = request.resource_spans.iter().filter_map(ResourceBatch::from_otlp).collect();
-        let stored = batch.iter().map(|group| group.spans.len()).sum();
-        if stored == 0 {
-            return 0;
-        }
-        let mut evicted = Vec::new();
-        let (occupancy, evicted_spans_before, evicted_traces_before, evicted_spans, evicted_traces) = {
-            let mut index = self.lock();
-            let before = (index.evicted_spans, index.evicted_traces);
-            index.insert(batch);
-            index.evict(&self.settings, &mut evicted);
-            ((index.spans, index.bytes), before.0, before.1, index.evicted_spans, index.evicted_traces)
-        };
-        // Freed outside the lock: an evicted trace may hold thousands of allocations.
-        drop(evicted);
-        self.metrics.record(occupancy, evicted_spans - evicted_spans_before, evicted_traces - evicted_traces_before);
-        stored
-    }
-
-    /// Occupancy and eviction totals.
-    #[must_use]
-    pub fn stats(&self) -> StoreStats {
-        let index = self.lock();
-        StoreStats {
-            items: index.spans,
-            bytes: index.bytes,
-            evicted_items: index.evicted_spans,
-            evicted_traces: index.evicted_traces,
-        }
-    }
-
     /// Services with spans in the store, sorted by name.
     #[must_use]
     pub fn services(&self) -> ServiceList {
@@ -367,29 +324,20 @@ impl SpanStore {
         spans.sort_by_key(|span| span.start_time_unix_nano);
         Some(TraceDetail { trace_id: id, spans })
     }
-
-    fn lock(&self) -> MutexGuard<'_, SpanIndex> {
-        // The index stays consistent between statements, so a panic elsewhere does not spoil it.
-        self.index.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
-    use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Status};
     use serde_json::json;
 
     use super::super::UNKNOWN_SERVICE;
-    use super::super::test_support::{attribute, string_attribute};
+    use super::super::test_support::{attribute, service_resource, string_attribute, trace_id_bytes};
     use super::*;
 
     fn trace_id(n: u8) -> Vec<u8> {
-        let mut id = vec![0; 16];
-        id[15] = n;
-        id[0] = 0xab;
-        id
+        trace_id_bytes(0xab, n)
     }
 
     fn span(trace: u8, id: u8, parent: Option<u8>, name: &str, start_ms: u64, end_ms: u64) -> Span {
@@ -413,10 +361,7 @@ mod tests {
     fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
         ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![string_attribute("service.name", service)],
-                    ..Default::default()
-                }),
+                resource: service_resource(service),
                 scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
                 ..Default::default()
             }],

@@ -12,6 +12,7 @@ use crate::helpers::*;
 
 const PROTOBUF: (&str, &str) = ("content-type", "application/x-protobuf");
 const JSON: (&str, &str) = ("content-type", "application/json");
+const GZIP: (&str, &str) = ("content-encoding", "gzip");
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -26,11 +27,17 @@ fn large_request(bytes: usize) -> ExportTraceServiceRequest {
     traces("large", vec![one])
 }
 
-async fn still_serves(collector: &TestCollector) {
+/// The HTTP status of a trace export with these headers and body.
+async fn post_traces(collector: &TestCollector, headers: &[(&str, &str)], body: Vec<u8>) -> u16 {
+    collector.post("/v1/traces", headers, body).await.0
+}
+
+/// Checks that the collector still serves both receivers, then stops it.
+async fn still_serves_then_stop(collector: TestCollector) {
     let request = traces("after", vec![span(99, 1, None, "after", 1, false)]);
     collector.traces().export(request.clone()).await.expect("gRPC still serves");
-    let (status, _, _) = collector.post("/v1/traces", &[PROTOBUF], request.encode_to_vec()).await;
-    assert_eq!(status, 200, "HTTP still serves");
+    assert_eq!(post_traces(&collector, &[PROTOBUF], request.encode_to_vec()).await, 200, "HTTP still serves");
+    collector.stop().await;
 }
 
 #[tokio::test]
@@ -43,16 +50,13 @@ async fn wrong_media_types_and_encodings_are_refused_with_415() {
         vec![("content-type", "application/xml")],
         vec![PROTOBUF, ("content-encoding", "br")],
     ] {
-        let (status, _, _) = collector.post("/v1/traces", &headers, body.clone()).await;
-        assert_eq!(status, 415, "{headers:?}");
+        assert_eq!(post_traces(&collector, &headers, body.clone()).await, 415, "{headers:?}");
     }
-    let (status, _, _) =
-        collector.post("/v1/traces", &[("content-type", "application/json; charset=utf-8")], b"{}".to_vec()).await;
-    assert_eq!(status, 200, "a charset parameter is fine");
+    let charset = ("content-type", "application/json; charset=utf-8");
+    assert_eq!(post_traces(&collector, &[charset], b"{}".to_vec()).await, 200, "a charset parameter is fine");
     let (_, missing) = collector.get_json(&format!("/api/v1/traces/{}", trace_hex(10))).await;
     assert_eq!(missing["status"], 404, "nothing refused was stored: {missing}");
-    still_serves(&collector).await;
-    collector.stop().await;
+    still_serves_then_stop(collector).await;
 }
 
 #[tokio::test]
@@ -87,10 +91,8 @@ async fn undecodable_bodies_are_400_with_a_status_naming_the_problem() {
     let (_, _, answer) = collector.post("/v1/traces", &[JSON], bad_hex.to_vec()).await;
     let message = serde_json::from_slice::<serde_json::Value>(&answer).expect("json")["message"].to_string();
     assert!(message.contains("traceId"), "the message names the field: {message}");
-    let (status, _, _) = collector.post("/v1/traces", &[PROTOBUF, ("content-encoding", "gzip")], valid).await;
-    assert_eq!(status, 400, "a body that is not gzip");
-    still_serves(&collector).await;
-    collector.stop().await;
+    assert_eq!(post_traces(&collector, &[PROTOBUF, GZIP], valid).await, 400, "a body that is not gzip");
+    still_serves_then_stop(collector).await;
 }
 
 #[tokio::test]
@@ -101,8 +103,7 @@ async fn oversize_bodies_are_413_before_and_after_decompression() {
     })
     .await;
     let large = large_request(100 << 10).encode_to_vec();
-    let (status, _, _) = collector.post("/v1/traces", &[PROTOBUF], large.clone()).await;
-    assert_eq!(status, 413, "declared length over the limit");
+    assert_eq!(post_traces(&collector, &[PROTOBUF], large.clone()).await, 413, "declared length over the limit");
 
     // Chunked, no Content-Length: the limit holds while reading.
     let mut stream = tokio::net::TcpStream::connect(collector.addresses.http).await.expect("connect");
@@ -121,10 +122,8 @@ async fn oversize_bodies_are_413_before_and_after_decompression() {
     // 1 MiB of zeros compresses to about 1 KiB: small on the wire, too large once inflated.
     let bomb = gzip(&large_request(1 << 20).encode_to_vec());
     assert!(bomb.len() < 64 << 10);
-    let (status, _, _) = collector.post("/v1/traces", &[PROTOBUF, ("content-encoding", "gzip")], bomb).await;
-    assert_eq!(status, 413, "decompressed size over the limit");
-    still_serves(&collector).await;
-    collector.stop().await;
+    assert_eq!(post_traces(&collector, &[PROTOBUF, GZIP], bomb).await, 413, "decompressed size over the limit");
+    still_serves_then_stop(collector).await;
 }
 
 #[tokio::test]
@@ -139,8 +138,7 @@ async fn oversize_grpc_messages_are_resource_exhausted_compressed_or_not() {
     assert_eq!(error.code(), Code::ResourceExhausted, "{error:?}");
     let small = traces("gz", vec![span(12, 1, None, "gz", 1, false)]);
     compressed.export(small).await.expect("a small gzip message is fine");
-    still_serves(&collector).await;
-    collector.stop().await;
+    still_serves_then_stop(collector).await;
 }
 
 #[tokio::test]
@@ -155,6 +153,5 @@ async fn garbage_grpc_messages_are_invalid_argument_and_the_server_keeps_serving
             assert_eq!(status.as_deref(), Some("3"), "undecodable messages are INVALID_ARGUMENT");
         }
     }
-    still_serves(&collector).await;
-    collector.stop().await;
+    still_serves_then_stop(collector).await;
 }
