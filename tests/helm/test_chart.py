@@ -573,6 +573,22 @@ def test_every_pod_is_under_a_default_deny_policy_and_named_ports_exist(ci_objec
             assert name in ports[owner], f"{target} {direction} {peer}: no port named {name} on {owner}"
 
 
+def test_the_api_admin_port_admits_prometheus_by_default_and_the_peers_of_admin_from():
+    """The release tool reaches each api pod's admin port through the API server's pod proxy
+    (`POST /admin/reconnect-clients` after a switch). That traffic comes from the API server, not
+    from Prometheus: a cluster whose CNI enforces policy on it lists the API server in `adminFrom`."""
+    def admin_peers(objects):
+        policy = one(objects, "NetworkPolicy", "axiom25-api")
+        rules = [rule for rule in policy["spec"]["ingress"] if any(port["port"] == "admin" for port in rule["ports"])]
+        assert len(rules) == 1, rules
+        return rules[0]["from"]
+
+    default = admin_peers(render(DEFAULTS))
+    assert len(default) == 1 and default[0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "prometheus"
+    widened = admin_peers(render(DEFAULTS, sets=("api.networkPolicy.adminFrom[0].ipBlock.cidr=10.0.0.10/32",)))
+    assert widened[0] == default[0] and widened[1:] == [{"ipBlock": {"cidr": "10.0.0.10/32"}}], widened
+
+
 # --- ingress, secrets, monitoring, dashboards -------------------------------------------------
 
 def test_ingresses_have_a_class_hosts_and_tls():

@@ -140,10 +140,22 @@ pub fn probe_ready(host: IpAddr, port: u16, timeout: Duration) -> bool {
 /// # Errors
 /// When the connection fails, times out, or the answer is not HTTP.
 pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<(u16, String)> {
+    http_call(addr, "GET", path, timeout)
+}
+
+/// [`http_get`]'s twin for an admin action with no body, e.g. `POST /admin/reconnect-clients`.
+///
+/// # Errors
+/// As [`http_get`].
+pub fn http_post(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<(u16, String)> {
+    http_call(addr, "POST", path, timeout)
+}
+
+fn http_call(addr: SocketAddr, method: &str, path: &str, timeout: Duration) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let not_http = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response");

@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod problem;
 pub mod propagation;
+pub mod reconnect;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

@@ -24,6 +24,7 @@ use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::HealthReporter;
 
 use crate::admin::{Readiness, ReadinessState};
+use crate::reconnect::{self, Connections, ReconnectRequests};
 use crate::shutdown::ShutdownSettings;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -186,6 +187,25 @@ impl Lifecycle {
     {
         // Nagle's algorithm with delayed ACKs costs 40 ms per small answer.
         self.serve(listener, |tcp, stop| serve(TcpIncoming::from(tcp).with_nodelay(Some(true)), stop))
+    }
+
+    /// Serves a tonic server on `listener` in generations, so that the [`reconnect::ReconnectClients`]
+    /// of `requests` can ask the clients connected at a moment to reconnect ([`crate::reconnect`]).
+    /// `serve` starts one generation and is typically
+    /// `|incoming, stop| router.clone().serve_with_incoming_shutdown(incoming, stop)`; a generation
+    /// retired by a reconnect gets `grace` to finish its calls. The stop signal stops them all.
+    #[must_use]
+    pub fn grpc_reconnectable<F>(
+        self,
+        listener: Listener,
+        requests: ReconnectRequests,
+        grace: Duration,
+        serve: impl Fn(Connections, StopAccepting) -> F + Send + 'static,
+    ) -> Self
+    where
+        F: Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+    {
+        self.serve(listener, move |tcp, stop| reconnect::serve_in_generations(tcp, stop, requests, grace, serve))
     }
 
     /// Serves an axum router on `listener`, with the peer address as `ConnectInfo<SocketAddr>`

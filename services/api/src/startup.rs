@@ -9,6 +9,7 @@ use axiom25_observability::admin::{self, Readiness};
 use axiom25_observability::grpc::GrpcServerLayer;
 use axiom25_observability::lifecycle::{self, Lifecycle, Listener, Port};
 use axiom25_observability::metrics::MetricsHandle;
+use axiom25_observability::reconnect;
 use axiom25_proto::matrix::v1::matrix_service_server::MatrixServiceServer;
 use tonic::transport::Server;
 
@@ -121,9 +122,15 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(matrix);
 
+        // `POST /admin/reconnect-clients` (docs/contracts.md §8): the colour losing traffic asks its
+        // clients to reconnect, giving calls in flight the grace of a connection's maximum age.
+        let (reconnect, requests) = reconnect::channel(&metrics);
+        let reconnect_grace = Duration::from_millis(grpc_settings.max_connection_age_grace_ms);
         Lifecycle::new(&settings.shutdown, readiness.clone())
-            .admin(admin, admin::router(readiness, metrics))
-            .grpc(grpc, |incoming, stop| router.serve_with_incoming_shutdown(incoming, stop))
+            .admin(admin, admin::router(readiness, metrics).merge(reconnect.router()))
+            .grpc_reconnectable(grpc, requests, reconnect_grace, move |incoming, stop| {
+                router.clone().serve_with_incoming_shutdown(incoming, stop)
+            })
             .run_until_stopped(stop)
             .await?;
         Ok(())

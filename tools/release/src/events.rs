@@ -93,6 +93,14 @@ impl Step {
         self.finish("failed", fields);
     }
 
+    /// Emits the step as done with a warning: something went wrong that does not stop the run.
+    pub fn warned(self, reason: &str, mut fields: Value) {
+        if let Value::Object(map) = &mut fields {
+            map.insert("reason".into(), json!(reason));
+        }
+        self.finish("warning", fields);
+    }
+
     fn finish(self, outcome: &str, fields: Value) {
         let mut object = match fields {
             Value::Object(map) => map,

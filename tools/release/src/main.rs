@@ -43,6 +43,12 @@ struct Cli {
     /// Local stack: host port of green's preview name.
     #[arg(long, default_value_t = 50062, env = "AXIOM25_RELEASE_GREEN_PORT")]
     green_port: u16,
+    /// Local stack: host port of blue's preview admin port.
+    #[arg(long, default_value_t = 8083, env = "AXIOM25_RELEASE_BLUE_ADMIN_PORT")]
+    blue_admin_port: u16,
+    /// Local stack: host port of green's preview admin port.
+    #[arg(long, default_value_t = 8084, env = "AXIOM25_RELEASE_GREEN_ADMIN_PORT")]
+    green_admin_port: u16,
     /// Local stack: where each colour's settings file is written.
     #[arg(long, default_value = "target/release-state", env = "AXIOM25_RELEASE_STATE_DIR")]
     state_dir: PathBuf,
@@ -64,6 +70,9 @@ struct Cli {
     /// Kubernetes: kubectl binary.
     #[arg(long, default_value = "kubectl", env = "KUBECTL")]
     kubectl: String,
+    /// Kubernetes: the api pods' admin port (`api.ports.admin`), reached through the API server's pod proxy.
+    #[arg(long, default_value_t = 8081)]
+    admin_port: u16,
     /// Kubernetes: gRPC address of blue's preview Service (default: its in-cluster name).
     #[arg(long)]
     blue_preview: Option<String>,
@@ -195,6 +204,7 @@ async fn main() -> ExitCode {
                 project: cli.project.clone(),
                 switch_admin: cli.switch_admin.clone(),
                 preview_ports: (cli.blue_port, cli.green_port),
+                admin_ports: (cli.blue_admin_port, cli.green_admin_port),
                 state_dir: cli.state_dir.clone(),
             };
             run(&Compose::new(settings, SystemRunner), &cli).await
@@ -210,6 +220,7 @@ async fn main() -> ExitCode {
                 chart: cli.chart.clone(),
                 api_name: api_name.clone(),
                 rollout_timeout_s: 300,
+                admin_port: cli.admin_port,
                 preview_endpoints: (
                     cli.blue_preview.clone().unwrap_or_else(|| in_cluster("blue")),
                     cli.green_preview.clone().unwrap_or_else(|| in_cluster("green")),

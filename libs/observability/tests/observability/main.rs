@@ -1,5 +1,7 @@
 //! W3C trace-context propagation and RED metrics of the tower layers, end to end through tower
-//! services: what a client of the layers relies on.
+//! services: what a client of the layers relies on; on-demand GOAWAY through a real server ([`reconnect`]).
+
+mod reconnect;
 
 use std::sync::{Arc, Mutex};
 

@@ -30,6 +30,33 @@ async fn connections_are_closed_after_their_maximum_age_so_clients_rebalance() {
 }
 
 #[tokio::test]
+async fn the_admin_reconnect_route_sends_goaway_to_open_connections_long_before_their_maximum_age() {
+    let app = spawn_app_with(|s| s.grpc.max_connection_age_ms = 300_000).await;
+    let tcp = TcpStream::connect(app.grpc_addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake::<_, _, tonic::body::Body>(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("HTTP/2 handshake");
+    let connection = tokio::spawn(connection);
+    sender.ready().await.expect("the connection is up");
+    let admin = app.admin_addr;
+    let answer = tokio::task::spawn_blocking(move || {
+        axiom25_observability::admin::http_post(admin, "/admin/reconnect-clients", Duration::from_secs(2))
+    });
+    let (status, body) = answer.await.expect("join").expect("admin answers");
+    assert_eq!(status, 200, "{body}");
+    let asked: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    // This connection and the test app's own client's.
+    assert_eq!(asked["connections"], 2, "{body}");
+    let closed = tokio::time::timeout(Duration::from_secs(5), connection).await;
+    assert!(closed.is_ok(), "the connection stayed open after GOAWAY");
+    let mut client = MatrixServiceClient::new(connect(app.grpc_addr).await);
+    let request = MultiplyRequest { a: matrix(1, 1, &[2.]), b: matrix(1, 1, &[3.]) };
+    client.multiply(request).await.expect("new connections are still served");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn an_unreachable_collector_costs_requests_nothing_and_every_lost_span_is_counted() {
     let mut api = ApiProcess::start(&[
         ("AXIOM25__TELEMETRY__OTLP_ENDPOINT", "http://127.0.0.1:9"),

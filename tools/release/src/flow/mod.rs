@@ -1,7 +1,10 @@
 //! The release state machine: preflight → deploy the idle colour → wait for SERVING → smoke test
 //! through its preview name → switch → analysis window → promote (old colour kept warm for the
 //! rollback window, then scaled down) or roll back by itself. Every step emits an event with its
-//! duration ([`crate::events`]).
+//! duration ([`crate::events`]). Right after every switch, a rollback's included, the colour that
+//! lost traffic is asked to send its clients GOAWAY ([`Platform::reconnect_clients`]), so clients
+//! holding connections to it follow the switch at once; a replica that cannot be asked is a
+//! warning, not a failure (its connections still move at their maximum age).
 //!
 //! Interruption: before the switch nothing has changed for traffic, so the run just stops; during
 //! the analysis traffic goes back to the old colour, which is known good; during the rollback
@@ -166,6 +169,7 @@ impl<'a, P: Platform, Q: Prober, M: MetricsSource> Releaser<'a, P, Q, M> {
         }
         let switched = Instant::now();
         step.done(json!({"from": old.as_str(), "to": new.as_str()}));
+        self.reconnect_clients(old);
 
         let step = self.events.step("analysis");
         let verdict = tokio::select! {
@@ -193,7 +197,10 @@ impl<'a, P: Platform, Q: Prober, M: MetricsSource> Releaser<'a, P, Q, M> {
     fn roll_back_after_breach(&self, old: Color, reason: &str, started: Instant) -> Outcome {
         let step = self.events.step("rollback");
         match self.platform.switch(old) {
-            Ok(()) => step.done(json!({"to": old.as_str(), "reason": reason})),
+            Ok(()) => {
+                step.done(json!({"to": old.as_str(), "reason": reason}));
+                self.reconnect_clients(old.other());
+            }
             Err(error) => step.failed(&error.to_string(), json!({"to": old.as_str()})),
         }
         self.events.emit(
@@ -266,7 +273,38 @@ impl<'a, P: Platform, Q: Prober, M: MetricsSource> Releaser<'a, P, Q, M> {
             .await
             .map_err(|error| format!("{to}: {error}; traffic stays on {from}"))?;
         self.platform.switch(to).map_err(|error| error.to_string())?;
+        self.reconnect_clients(from);
         Ok((from, to))
+    }
+
+    /// Asks `color`, which just lost traffic, to send its clients GOAWAY; see the module docs.
+    fn reconnect_clients(&self, color: Color) {
+        let step = self.events.step("reconnect_clients");
+        let answers = match self.platform.reconnect_clients(color) {
+            Ok(answers) => answers,
+            Err(error) => {
+                step.warned(&error.to_string(), json!({"color": color.as_str()}));
+                return;
+            }
+        };
+        let replicas: Vec<serde_json::Value> = answers
+            .iter()
+            .map(|answer| match &answer.outcome {
+                Ok(connections) => json!({"replica": answer.replica, "connections": connections}),
+                Err(error) => json!({"replica": answer.replica, "error": error}),
+            })
+            .collect();
+        let unreachable = answers.iter().filter(|answer| answer.outcome.is_err()).count();
+        let fields = json!({"color": color.as_str(), "replicas": replicas});
+        if unreachable > 0 {
+            let reason = format!(
+                "{unreachable} of {} replicas not asked to reconnect; their clients move at their maximum connection age",
+                answers.len()
+            );
+            step.warned(&reason, fields);
+        } else {
+            step.done(fields);
+        }
     }
 
     /// Emits the active colour and each colour's version and health.

@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use super::*;
 use crate::analysis::Counts;
-use crate::platform::{PlatformError, TrackState};
+use crate::platform::{PlatformError, ReplicaReconnect, TrackState};
 use crate::probe::ProbeError;
 
 /// A platform held in memory; every action is logged as text.
 struct FakePlatform {
     state: Mutex<PlatformState>,
     actions: Mutex<Vec<String>>,
+    /// Replicas that cannot be asked to reconnect their clients.
+    unreachable: Vec<String>,
 }
 
 impl FakePlatform {
@@ -24,6 +26,7 @@ impl FakePlatform {
         Self {
             state: Mutex::new(PlatformState { active, blue: track(Some(blue)), green: track(green) }),
             actions: Mutex::new(Vec::new()),
+            unreachable: Vec::new(),
         }
     }
 
@@ -75,6 +78,16 @@ impl Platform for FakePlatform {
     }
     fn preview_endpoint(&self, color: Color) -> String {
         format!("http://{color}-preview")
+    }
+    fn reconnect_clients(&self, color: Color) -> Result<Vec<ReplicaReconnect>, PlatformError> {
+        self.actions.lock().expect("lock").push(format!("reconnect {color}"));
+        Ok((0..2)
+            .map(|n| {
+                let replica = format!("{color}-{n}");
+                let outcome = if self.unreachable.contains(&replica) { Err("refused".into()) } else { Ok(3) };
+                ReplicaReconnect { replica, outcome }
+            })
+            .collect())
     }
 }
 
@@ -172,7 +185,7 @@ async fn a_good_release_deploys_the_idle_colour_switches_and_retires_the_old_one
     let outcome = world.releaser().release(&plan("2.0.0"), never()).await;
     assert_eq!(outcome, Outcome::Promoted);
     assert_eq!(outcome.exit_code(), 0);
-    assert_eq!(world.platform.actions(), ["deploy green 2.0.0 x2 +0", "switch green", "retire blue"]);
+    assert_eq!(world.platform.actions(), ["deploy green 2.0.0 x2 +0", "switch green", "reconnect blue", "retire blue"]);
     let steps: Vec<String> = world.steps().into_iter().map(|(step, outcome)| format!("{step}:{outcome}")).collect();
     assert_eq!(
         steps,
@@ -183,6 +196,7 @@ async fn a_good_release_deploys_the_idle_colour_switches_and_retires_the_old_one
             "smoke:ok",
             "baseline:ok",
             "switch:ok",
+            "reconnect_clients:ok",
             "analysis:ok",
             "retire:ok"
         ]
@@ -199,7 +213,11 @@ async fn a_release_breaching_the_availability_slo_rolls_back_by_itself_with_exit
     let outcome = world.releaser().release(&plan("2.0.0"), never()).await;
     assert!(matches!(&outcome, Outcome::RolledBack(reason) if reason.contains("availability")), "{outcome:?}");
     assert_eq!(outcome.exit_code(), 3);
-    assert_eq!(world.platform.actions(), ["deploy green 2.0.0 x2 +0", "switch green", "switch blue"]);
+    assert_eq!(
+        world.platform.actions(),
+        ["deploy green 2.0.0 x2 +0", "switch green", "reconnect blue", "switch blue", "reconnect green"],
+        "after the rollback's switch too, the colour losing traffic sends its clients away"
+    );
     assert_eq!(world.platform.active(), Color::Blue);
     assert!(started.elapsed() < Duration::from_secs(10), "rolled back within the analysis window");
 }
@@ -238,7 +256,11 @@ async fn an_interrupt_during_the_rollback_window_keeps_the_new_colour_and_the_ol
     let interrupt = tokio::time::sleep(Duration::from_secs(30));
     let outcome = world.releaser().release(&plan("2.0.0"), interrupt).await;
     assert_eq!(outcome, Outcome::Promoted);
-    assert_eq!(world.platform.actions(), ["deploy green 2.0.0 x2 +0", "switch green"], "blue not retired");
+    assert_eq!(
+        world.platform.actions(),
+        ["deploy green 2.0.0 x2 +0", "switch green", "reconnect blue"],
+        "blue not retired"
+    );
     assert_eq!(world.platform.state().expect("state").blue.ready, 2);
 }
 
@@ -247,7 +269,7 @@ async fn a_rerun_after_an_interrupted_deploy_resumes_without_redeploying() {
     let world = World::new(FakePlatform::new(Color::Blue, "1.0.0", Some("2.0.0")), 0.0);
     let outcome = world.releaser().release(&plan("2.0.0"), never()).await;
     assert_eq!(outcome, Outcome::Promoted);
-    assert_eq!(world.platform.actions(), ["switch green", "retire blue"]);
+    assert_eq!(world.platform.actions(), ["switch green", "reconnect blue", "retire blue"]);
     let deploy = world.events.recorded().into_iter().find(|event| event["step"] == "deploy").expect("deploy event");
     assert_eq!(deploy["resumed"], true);
 }
@@ -257,7 +279,7 @@ async fn rollback_revives_a_retired_colour_waits_for_it_and_switches() {
     let world = World::new(FakePlatform::new(Color::Blue, "1.0.0", None), 0.0);
     assert_eq!(world.releaser().release(&plan("2.0.0"), never()).await, Outcome::Promoted);
     assert_eq!(world.releaser().rollback(Duration::from_secs(5)).await, Ok(Color::Blue));
-    assert_eq!(world.platform.actions()[3..], ["revive blue x2", "switch blue"]);
+    assert_eq!(world.platform.actions()[4..], ["revive blue x2", "switch blue", "reconnect green"]);
     assert_eq!(world.platform.active(), Color::Blue);
 }
 
@@ -290,4 +312,21 @@ async fn status_reports_the_active_colour_versions_and_health() {
     assert_eq!(event["state"]["active"], "green");
     assert_eq!(event["state"]["green"]["version"], "2.0.0");
     assert_eq!(event["health"]["blue"], "SERVING");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_cannot_be_asked_to_reconnect_is_a_warning_and_the_release_goes_on() {
+    let mut platform = FakePlatform::new(Color::Blue, "1.0.0", None);
+    platform.unreachable = vec!["blue-1".into()];
+    let world = World::new(platform, 0.0);
+    assert_eq!(world.releaser().release(&plan("2.0.0"), never()).await, Outcome::Promoted);
+    let events = world.events.recorded();
+    let reconnect = events.iter().find(|event| event["step"] == "reconnect_clients").expect("reconnect step");
+    assert_eq!(reconnect["outcome"], "warning");
+    assert_eq!(reconnect["color"], "blue");
+    assert_eq!(
+        reconnect["replicas"],
+        serde_json::json!([{"replica": "blue-0", "connections": 3}, {"replica": "blue-1", "error": "refused"}])
+    );
+    assert!(reconnect["reason"].as_str().is_some_and(|reason| reason.starts_with("1 of 2 replicas")), "{reconnect}");
 }

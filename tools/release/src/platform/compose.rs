@@ -4,17 +4,22 @@
 //! API: new calls go to the new colour at once while calls in flight on the old one finish, and no
 //! client connection is cut, so gRPC clients and the gateway follow without reconnecting.
 //!
+//! Clients that bypass HAProxy (none on the stack itself) are still asked to reconnect after a
+//! switch, through the old colour's preview admin port, as on Kubernetes.
+//!
 //! State comes from the platform itself: the active colour from HAProxy (`show servers state`),
 //! each colour's version and health from its container.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{ApiSetting, Platform, PlatformError, PlatformState, TrackState};
+use super::{
+    ApiSetting, Platform, PlatformError, PlatformState, RECONNECT_PATH, ReplicaReconnect, TrackState, reconnect_answer,
+};
 use crate::color::Color;
 use crate::command::{CommandRunner, Invocation};
 
@@ -40,6 +45,8 @@ pub struct ComposeSettings {
     pub switch_admin: String,
     /// Host ports of the blue and green preview names.
     pub preview_ports: (u16, u16),
+    /// Host ports of the blue and green preview admin ports.
+    pub admin_ports: (u16, u16),
     /// Folder for each colour's settings file (`<color>.env`).
     pub state_dir: PathBuf,
 }
@@ -226,6 +233,20 @@ impl<R: CommandRunner> Platform for Compose<R> {
         };
         format!("http://127.0.0.1:{port}")
     }
+
+    fn reconnect_clients(&self, color: Color) -> Result<Vec<ReplicaReconnect>, PlatformError> {
+        let port = match color {
+            Color::Blue => self.settings.admin_ports.0,
+            Color::Green => self.settings.admin_ports.1,
+        };
+        let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let outcome = match axiom25_observability::admin::http_post(admin, RECONNECT_PATH, Duration::from_secs(5)) {
+            Ok((200, body)) => reconnect_answer(&body),
+            Ok((status, body)) => Err(format!("{admin} answered {status}: {}", body.trim())),
+            Err(error) => Err(format!("{admin}: {error}")),
+        };
+        Ok(vec![ReplicaReconnect { replica: Self::service(color), outcome }])
+    }
 }
 
 #[cfg(test)]
@@ -294,6 +315,10 @@ mod tests {
     }
 
     fn stack(switch_admin: String, state_dir: PathBuf) -> Compose<FakeDocker> {
+        stack_with_admin(switch_admin, state_dir, (9, 9))
+    }
+
+    fn stack_with_admin(switch_admin: String, state_dir: PathBuf, admin_ports: (u16, u16)) -> Compose<FakeDocker> {
         Compose::new(
             ComposeSettings {
                 compose: vec!["docker-compose".into()],
@@ -301,6 +326,7 @@ mod tests {
                 project: "axiom25".into(),
                 switch_admin,
                 preview_ports: (50061, 50062),
+                admin_ports,
                 state_dir,
             },
             FakeDocker { calls: Mutex::new(Vec::new()) },
@@ -332,6 +358,44 @@ mod tests {
                 "set server admin/blue state maint",
             ]
         );
+    }
+
+    /// A stand-in for an api admin port: answers one request with `answer`, sends back what it got.
+    fn fake_admin(answer: &'static str) -> (u16, std::sync::mpsc::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut reader = BufReader::new(&stream);
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).expect("read");
+            let mut header = String::new();
+            while reader.read_line(&mut header).expect("read") > 2 {
+                header.clear();
+            }
+            stream.write_all(answer.as_bytes()).expect("write");
+            let _ = tx.send(request_line.trim().to_owned());
+        });
+        (port, rx)
+    }
+
+    #[test]
+    fn reconnect_clients_posts_to_the_colours_preview_admin_port() {
+        let (green, requests) = fake_admin("HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n{\"connections\":2}");
+        let platform = stack_with_admin("127.0.0.1:9".into(), std::env::temp_dir(), (9, green));
+        let answers = platform.reconnect_clients(Color::Green).expect("asked");
+        assert_eq!(answers, [ReplicaReconnect { replica: "api-green".into(), outcome: Ok(2) }]);
+        assert_eq!(requests.recv().expect("a request"), "POST /admin/reconnect-clients HTTP/1.1");
+    }
+
+    #[test]
+    fn an_unreachable_admin_port_is_reported_not_raised() {
+        let closed = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let platform = stack_with_admin("127.0.0.1:9".into(), std::env::temp_dir(), (closed, 9));
+        let answers = platform.reconnect_clients(Color::Blue).expect("the colour is known");
+        assert_eq!(answers[0].replica, "api-blue");
+        assert!(answers[0].outcome.as_ref().is_err_and(|error| error.contains(&closed.to_string())), "{answers:?}");
     }
 
     #[test]

@@ -5,12 +5,20 @@
 //! replicas (pre-scaled to the active colour's) and config, and waits for `kubectl rollout
 //! status`; a switch sets `api.blueGreen.activeColor`, which re-points the main Service's selector.
 //! State comes from the cluster: the main Service's selector and each colour's Deployment.
+//!
+//! A selector switch moves new connections only (a Service balances at L4): the connections the
+//! ui-gateway and direct gRPC clients hold stay on the old colour's pods. So after a switch each
+//! of those pods is asked to send GOAWAY (`POST /admin/reconnect-clients` on its admin port,
+//! through the API server's pod proxy: `kubectl create --raw`), and the clients reconnect through
+//! the Service, to the new colour.
 
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
-use super::{ApiSetting, Platform, PlatformError, PlatformState, TrackState};
+use super::{
+    ApiSetting, Platform, PlatformError, PlatformState, RECONNECT_PATH, ReplicaReconnect, TrackState, reconnect_answer,
+};
 use crate::color::Color;
 use crate::command::{CommandRunner, Invocation};
 
@@ -34,6 +42,8 @@ pub struct KubernetesSettings {
     pub api_name: String,
     /// Seconds `kubectl rollout status` waits.
     pub rollout_timeout_s: u64,
+    /// The api pods' admin port (the chart's `ports.admin`), reached through the API server.
+    pub admin_port: u16,
     /// gRPC address of each colour's preview Service as this tool reaches it (in-cluster DNS
     /// names by default; `kubectl port-forward` addresses from outside).
     pub preview_endpoints: (String, String),
@@ -250,11 +260,104 @@ impl<R: CommandRunner> Platform for Kubernetes<R> {
             Color::Green => self.settings.preview_endpoints.1.clone(),
         }
     }
+
+    fn reconnect_clients(&self, color: Color) -> Result<Vec<ReplicaReconnect>, PlatformError> {
+        let selector = format!(
+            "app.kubernetes.io/name=api,app.kubernetes.io/instance={},{COLOR_LABEL}={color}",
+            self.settings.release
+        );
+        let pods = self.runner.run(&self.kubectl(&["get", "pods", "--selector", &selector, "--output", "name"]))?;
+        let namespace = &self.settings.namespace;
+        let answers = pods
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("pod/"))
+            .map(|pod| {
+                let proxy = format!(
+                    "/api/v1/namespaces/{namespace}/pods/{pod}:{}/proxy{RECONNECT_PATH}",
+                    self.settings.admin_port
+                );
+                // `create --raw` POSTs the file's content; /dev/null is the empty body.
+                let outcome = self
+                    .runner
+                    .run(&self.kubectl(&["create", "--raw", &proxy, "--filename", "/dev/null"]))
+                    .map_err(|error| error.to_string())
+                    .and_then(|body| reconnect_answer(&body));
+                ReplicaReconnect { replica: format!("pod/{pod}"), outcome }
+            })
+            .collect();
+        Ok(answers)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+    use crate::command::CommandError;
+
+    /// kubectl over two blue pods, the second of which the API server cannot reach.
+    #[derive(Default)]
+    struct FakeKubectl {
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl CommandRunner for FakeKubectl {
+        fn run(&self, invocation: &Invocation) -> Result<String, CommandError> {
+            let line = invocation.line();
+            self.calls.lock().expect("lock").push(line.clone());
+            if line.contains(" get pods ") {
+                Ok("pod/axiom25-api-blue-a\npod/axiom25-api-blue-b\n".into())
+            } else if line.contains("axiom25-api-blue-a:8081") {
+                Ok(r#"{"connections":4}"#.into())
+            } else {
+                Err(CommandError::Failed {
+                    command: line,
+                    code: Some(1),
+                    stderr:
+                        "Error from server (ServiceUnavailable): the server is currently unable to handle the request"
+                            .into(),
+                })
+            }
+        }
+    }
+
+    fn cluster() -> Kubernetes<FakeKubectl> {
+        Kubernetes::new(
+            KubernetesSettings {
+                helm: "helm".into(),
+                kubectl: "kubectl".into(),
+                release: "axiom25".into(),
+                namespace: "prod".into(),
+                chart: "helm/axiom25".into(),
+                api_name: "axiom25-api".into(),
+                rollout_timeout_s: 60,
+                admin_port: 8081,
+                preview_endpoints: ("http://blue".into(), "http://green".into()),
+            },
+            FakeKubectl::default(),
+        )
+    }
+
+    #[test]
+    fn reconnect_clients_posts_to_every_pod_of_the_colour_through_the_api_servers_pod_proxy() {
+        let k8s = cluster();
+        let answers = k8s.reconnect_clients(Color::Blue).expect("pods listed");
+        assert_eq!(
+            k8s.runner.calls.lock().expect("lock").clone(),
+            [
+                "kubectl --namespace prod get pods --selector \
+                 app.kubernetes.io/name=api,app.kubernetes.io/instance=axiom25,axiom25/color=blue --output name",
+                "kubectl --namespace prod create --raw \
+                 /api/v1/namespaces/prod/pods/axiom25-api-blue-a:8081/proxy/admin/reconnect-clients --filename /dev/null",
+                "kubectl --namespace prod create --raw \
+                 /api/v1/namespaces/prod/pods/axiom25-api-blue-b:8081/proxy/admin/reconnect-clients --filename /dev/null",
+            ]
+        );
+        assert_eq!(answers[0], ReplicaReconnect { replica: "pod/axiom25-api-blue-a".into(), outcome: Ok(4) });
+        assert_eq!(answers[1].replica, "pod/axiom25-api-blue-b");
+        assert!(answers[1].outcome.as_ref().is_err_and(|error| error.contains("ServiceUnavailable")), "{answers:?}");
+    }
 
     #[test]
     fn the_version_is_the_tag_or_else_the_digest() {

@@ -72,6 +72,30 @@ pub enum PlatformError {
     },
 }
 
+/// The api's admin path that sends GOAWAY to every gRPC connection open at that moment
+/// (docs/contracts.md §8).
+pub const RECONNECT_PATH: &str = "/admin/reconnect-clients";
+
+/// What one replica of a colour answered when asked to reconnect its clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaReconnect {
+    /// The replica: `api-blue` on the local stack, `pod/<name>` on Kubernetes.
+    pub replica: String,
+    /// How many connections it sent GOAWAY, or why it could not be asked.
+    pub outcome: Result<u64, String>,
+}
+
+/// The connection count in an answer of [`RECONNECT_PATH`] (`{"connections": n}`).
+///
+/// # Errors
+/// When the answer is not that.
+pub fn reconnect_answer(body: &str) -> Result<u64, String> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|answer| answer["connections"].as_u64())
+        .ok_or_else(|| format!("unexpected answer {:?}", body.trim()))
+}
+
 /// A `KEY=VALUE` setting for the api (`AXIOM25__SECTION__KEY`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiSetting {
@@ -143,11 +167,25 @@ pub trait Platform: Send + Sync {
 
     /// gRPC address (`http://host:port`) of `color`'s preview name.
     fn preview_endpoint(&self, color: Color) -> String;
+
+    /// Asks every replica of `color` to send its gRPC clients GOAWAY once their calls in flight
+    /// finish ([`RECONNECT_PATH`]), so that after a switch away from `color` they reconnect through
+    /// the stable name at once instead of at their maximum connection age.
+    ///
+    /// # Errors
+    /// When the replicas cannot be listed; a replica that cannot be asked is in the answers.
+    fn reconnect_clients(&self, color: Color) -> Result<Vec<ReplicaReconnect>, PlatformError>;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reconnect_answer_is_its_connection_count() {
+        assert_eq!(reconnect_answer(r#"{"connections":3}"#), Ok(3));
+        assert!(reconnect_answer("404 page not found").is_err());
+    }
 
     #[test]
     fn api_settings_map_to_config_paths_and_reject_what_is_not_a_setting() {

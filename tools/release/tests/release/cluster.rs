@@ -1,6 +1,8 @@
 //! A stand-in for helm and kubectl over one release: `helm upgrade --values` stores the values,
 //! `helm get values` returns them, and `kubectl get` answers with the objects `helm template`
-//! renders from them (Deployments reporting every replica ready, `kubectl scale` applied).
+//! renders from them (Deployments reporting every replica ready, `kubectl scale` applied, and as
+//! many pods as replicas, listed by label selector and reachable through the API server's pod
+//! proxy on their declared ports).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -92,6 +94,50 @@ impl RenderedCluster {
         deployment
     }
 
+    /// The pods of every rendered Deployment whose pod labels match `selector` (`k=v,k=v`), one
+    /// per replica (`<deployment>-<n>`), each with the container ports it declares.
+    fn pods(&self, selector: &str) -> Vec<(String, Vec<u64>)> {
+        let wanted: Vec<(&str, &str)> = selector.split(',').filter_map(|pair| pair.split_once('=')).collect();
+        self.render()
+            .into_iter()
+            .filter(|doc| doc["kind"] == "Deployment")
+            .filter(|doc| {
+                let labels = &doc["spec"]["template"]["metadata"]["labels"];
+                wanted.iter().all(|(key, value)| labels[*key] == *value)
+            })
+            .flat_map(|doc| {
+                let name = doc["metadata"]["name"].as_str().expect("named").to_owned();
+                let deployment = self.deployment(&name);
+                let ports: Vec<u64> = doc["spec"]["template"]["spec"]["containers"][0]["ports"]
+                    .as_array()
+                    .map(|ports| ports.iter().filter_map(|port| port["containerPort"].as_u64()).collect())
+                    .unwrap_or_default();
+                let replicas = deployment["spec"]["replicas"].as_u64().unwrap_or(0);
+                (0..replicas).map(move |n| (format!("{name}-{n}"), ports.clone()))
+            })
+            .collect()
+    }
+
+    /// `kubectl create --raw` of a pod proxy path: answers as the api's reconnect route does when the
+    /// pod and port exist, else fails as kubectl does.
+    fn proxy_post(&self, path: &str) -> Result<String, CommandError> {
+        let not_found = |detail: String| CommandError::Failed {
+            command: format!("kubectl create --raw {path}"),
+            code: Some(1),
+            stderr: detail,
+        };
+        let rest = path.strip_prefix("/api/v1/namespaces/axiom25/pods/").ok_or_else(|| not_found("bad path".into()))?;
+        let (target, route) = rest.split_once("/proxy").ok_or_else(|| not_found("not a proxy path".into()))?;
+        let (pod, port) = target.split_once(':').ok_or_else(|| not_found("no port".into()))?;
+        let port: u64 = port.parse().map_err(|_| not_found(format!("port {port}")))?;
+        let pods = self.pods("app.kubernetes.io/instance=axiom25");
+        let known = pods.iter().any(|(name, ports)| name == pod && ports.contains(&port));
+        if !known || route != "/admin/reconnect-clients" {
+            return Err(not_found(format!("Error from server (NotFound): {pod}:{port}{route}")));
+        }
+        Ok(r#"{"connections":1}"#.to_owned())
+    }
+
     pub fn config_of(&self, name: &str) -> String {
         let map = self.object("ConfigMap", name).unwrap_or_else(|| panic!("ConfigMap {name} rendered"));
         map["data"]["config.yaml"].as_str().expect("config.yaml").to_owned()
@@ -144,6 +190,10 @@ impl CommandRunner for &RenderedCluster {
                         Ok(String::new())
                     }
                     ["rollout", "status", _, _] => Ok(String::new()),
+                    ["get", "pods", "--selector", selector, "--output", "name"] => {
+                        Ok(self.pods(selector).iter().map(|(pod, _)| format!("pod/{pod}\n")).collect())
+                    }
+                    ["create", "--raw", path, "--filename", "/dev/null"] => self.proxy_post(path),
                     other => panic!("unexpected kubectl call {other:?}"),
                 }
             }

@@ -12,19 +12,21 @@ use axiom25_release::platform::{ApiSetting, Platform};
 use crate::cluster::RenderedCluster;
 
 fn platform(cluster: &RenderedCluster) -> Kubernetes<&RenderedCluster> {
-    Kubernetes::new(
-        KubernetesSettings {
-            helm: "helm".into(),
-            kubectl: "kubectl".into(),
-            release: "axiom25".into(),
-            namespace: "axiom25".into(),
-            chart: cluster.chart(),
-            api_name: "axiom25-api".into(),
-            rollout_timeout_s: 120,
-            preview_endpoints: ("http://blue".into(), "http://green".into()),
-        },
-        cluster,
-    )
+    Kubernetes::new(settings(cluster), cluster)
+}
+
+fn settings(cluster: &RenderedCluster) -> KubernetesSettings {
+    KubernetesSettings {
+        helm: "helm".into(),
+        kubectl: "kubectl".into(),
+        release: "axiom25".into(),
+        namespace: "axiom25".into(),
+        chart: cluster.chart(),
+        api_name: "axiom25-api".into(),
+        rollout_timeout_s: 120,
+        admin_port: 8081,
+        preview_endpoints: ("http://blue".into(), "http://green".into()),
+    }
 }
 
 #[test]
@@ -64,6 +66,26 @@ fn a_release_cycle_renders_services_that_select_the_right_colour_after_each_step
 
     k8s.switch(Color::Green).expect("switch");
     assert_eq!(cluster.service_selector("axiom25-api")[COLOR_LABEL], "green");
+    let _ = cluster.kubectl_calls();
+    let asked = k8s.reconnect_clients(Color::Blue).expect("blue's pods listed");
+    let pods: Vec<(&str, &Result<u64, String>)> =
+        asked.iter().map(|answer| (answer.replica.as_str(), &answer.outcome)).collect();
+    assert_eq!(
+        pods,
+        [("pod/axiom25-api-blue-0", &Ok(1)), ("pod/axiom25-api-blue-1", &Ok(1)), ("pod/axiom25-api-blue-2", &Ok(1))],
+        "every pod of the colour that lost traffic, and only those, is asked on its admin port"
+    );
+    let calls = cluster.kubectl_calls();
+    assert_eq!(
+        calls[..2],
+        [
+            "--namespace axiom25 get pods --selector app.kubernetes.io/name=api,app.kubernetes.io/instance=axiom25,axiom25/color=blue --output name",
+            "--namespace axiom25 create --raw /api/v1/namespaces/axiom25/pods/axiom25-api-blue-0:8081/proxy/admin/reconnect-clients --filename /dev/null",
+        ]
+    );
+    let wrong_port = Kubernetes::new(KubernetesSettings { admin_port: 9, ..settings(&cluster) }, &cluster);
+    let unreachable = wrong_port.reconnect_clients(Color::Blue).expect("a pod out of reach is an answer, not an error");
+    assert!(unreachable.iter().all(|answer| answer.outcome.is_err()), "{unreachable:?}");
     assert_eq!(cluster.values()["api"]["blueGreen"]["green"]["tag"], "2.0.0", "the switch keeps the deploy's values");
 
     k8s.retire(Color::Blue).expect("retire");

@@ -66,6 +66,8 @@ fn stack_env(tag: &str) -> Vec<(String, String)> {
         ("AXIOM25_RELEASE_SWITCH_ADMIN", switch_admin),
         ("AXIOM25_RELEASE_BLUE_PORT", port("AXIOM25_BLUE_PORT").to_string()),
         ("AXIOM25_RELEASE_GREEN_PORT", port("AXIOM25_GREEN_PORT").to_string()),
+        ("AXIOM25_RELEASE_BLUE_ADMIN_PORT", port("AXIOM25_BLUE_ADMIN_PORT").to_string()),
+        ("AXIOM25_RELEASE_GREEN_ADMIN_PORT", port("AXIOM25_GREEN_ADMIN_PORT").to_string()),
         ("AXIOM25_RELEASE_PROMETHEUS", format!("http://127.0.0.1:{}", port("AXIOM25_PROMETHEUS_PORT"))),
         ("AXIOM25_RELEASE_STATE_DIR", root().join("target/release-state-test").display().to_string()),
         ("RELEASE_FLAGS", "--analysis-window 20 --poll-ms 1000 --min-calls 20 --rollback-window 0".to_owned()),
