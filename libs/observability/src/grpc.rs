@@ -1,7 +1,7 @@
 //! Tower layers for tonic servers and clients: one span per call (W3C context extracted on the
 //! server, injected on the client) and the RED histograms of docs/contracts.md §5,
 //! `rpc_server_duration_seconds` / `rpc_client_duration_seconds` with `rpc_service`, `rpc_method`
-//! and `rpc_grpc_status_code`.
+//! and `rpc_grpc_status_code`; a `debug` log line per finished call, in the call's span.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -218,6 +218,14 @@ impl CallRecord {
         if is_span_error(self.side, code) {
             self.span.record("otel.status_code", "error");
             self.span.record("otel.status_description", message.unwrap_or_else(|| code.description()));
+        }
+        // The body can end outside the call's span: enter it, so the line joins the call's trace
+        // on stdout and over OTLP. Skipped for untraced health probes, and unless debug logs are
+        // on, as entering costs.
+        if !self.span.is_none() && tracing::enabled!(tracing::Level::DEBUG) {
+            self.span.in_scope(|| {
+                tracing::debug!(rpc.grpc.status_code = code as i32, duration_ms = elapsed * 1000.0, "Call finished");
+            });
         }
     }
 }

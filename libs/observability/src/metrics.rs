@@ -136,6 +136,11 @@ fn describe_red_metrics() {
         "axiom25_telemetry_spans_dropped_total",
         "Spans not delivered to the OTLP endpoint, by reason (queue_full, export_failed, shutdown)."
     );
+    describe_counter!("axiom25_telemetry_logs_exported_total", "Log records delivered to the OTLP endpoint.");
+    describe_counter!(
+        "axiom25_telemetry_logs_dropped_total",
+        "Log records not delivered to the OTLP endpoint, by reason (queue_full, export_failed, shutdown)."
+    );
 }
 
 #[cfg(test)]

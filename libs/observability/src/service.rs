@@ -108,6 +108,6 @@ mod tests {
         let error = crate::telemetry::TelemetryError::ExportQueue(crate::telemetry::ExportQueueError::Exporter(
             "no endpoint".into(),
         ));
-        assert_eq!(error_chain(&error), "starting the span export queue: building the span exporter: no endpoint");
+        assert_eq!(error_chain(&error), "starting the span export queue: building the exporter: no endpoint");
     }
 }

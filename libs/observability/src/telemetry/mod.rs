@@ -1,8 +1,12 @@
-//! Logs and traces: JSON logs on stdout that carry `trace_id`/`span_id`, and OpenTelemetry spans
-//! exported over OTLP/gRPC through a bounded [`ExportQueue`] that never blocks request handling.
+//! Logs and traces: JSON logs on stdout that carry `trace_id`/`span_id`, and OpenTelemetry spans and
+//! log records exported over OTLP/gRPC, each through a bounded [`ExportQueue`] that never blocks
+//! request handling.
 
 mod export_queue;
 mod json_log;
+mod logs;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
@@ -10,14 +14,19 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanExporter as _};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter as _};
 use serde::Deserialize;
+use tracing::Dispatch;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-pub use export_queue::{ExportQueue, ExportQueueError, ExportQueueSettings, ExportStats};
+pub use export_queue::{
+    BatchExporter, ExportQueue, ExportQueueError, ExportQueueSettings, ExportStats, Queued, QueuedLog,
+};
+pub use logs::UNEXPORTED_TARGETS;
 
 use crate::ServiceInfo;
 
@@ -41,19 +50,19 @@ pub struct TelemetrySettings {
     pub log_format: LogFormat,
     /// `deployment.environment` of every span.
     pub environment: String,
-    /// OTLP/gRPC endpoint, e.g. `http://telemetry-collector:4317`; traces are not exported when unset.
+    /// OTLP/gRPC endpoint, e.g. `http://telemetry-collector:4317`; traces and logs are not exported when unset.
     pub otlp_endpoint: Option<String>,
     /// Fraction of new traces sampled (0.0..=1.0); a sampled parent's decision is always followed.
     pub sampling_ratio: f64,
-    /// Spans held for export before new ones are dropped (and counted).
+    /// Spans, and apart from them log records, held for export before new ones are dropped (and counted).
     pub export_queue_capacity: usize,
-    /// Spans sent per export request.
+    /// Spans or log records sent per export request.
     pub export_batch_size: usize,
     /// How often a partial batch is sent, in milliseconds.
     pub export_interval_ms: u64,
     /// Deadline of one export request, in milliseconds.
     pub export_timeout_ms: u64,
-    /// How long shutdown waits to flush queued spans, in milliseconds.
+    /// How long shutdown waits to flush queued spans and log records, in milliseconds.
     pub flush_timeout_ms: u64,
 }
 
@@ -112,19 +121,27 @@ impl TelemetrySettings {
     }
 }
 
-/// Keeps telemetry running; [`TelemetryGuard::shutdown`] flushes queued spans on exit.
+/// Keeps telemetry running; [`TelemetryGuard::shutdown`] flushes queued spans and log records on exit.
 #[derive(Debug)]
 pub struct TelemetryGuard {
-    provider: SdkTracerProvider,
+    traces: SdkTracerProvider,
+    logs: Option<SdkLoggerProvider>,
     flush_timeout: Duration,
 }
 
 impl TelemetryGuard {
-    /// Flushes queued spans within the configured timeout and stops exporting. Blocks the caller.
+    /// Flushes queued spans and log records, both at once within the configured timeout, and stops
+    /// exporting. Blocks the caller.
     pub fn shutdown(self) {
-        if let Err(error) = self.provider.shutdown_with_timeout(self.flush_timeout) {
-            tracing::warn!(%error, "Telemetry flush incomplete");
-        }
+        std::thread::scope(|scope| {
+            let logs = self.logs.as_ref().map(|logs| scope.spawn(|| logs.shutdown_with_timeout(self.flush_timeout)));
+            if let Err(error) = self.traces.shutdown_with_timeout(self.flush_timeout) {
+                tracing::warn!(%error, "Span flush incomplete");
+            }
+            if let Some(Ok(Err(error))) = logs.map(std::thread::ScopedJoinHandle::join) {
+                tracing::warn!(%error, "Log flush incomplete");
+            }
+        });
     }
 }
 
@@ -133,7 +150,10 @@ impl TelemetryGuard {
 pub enum TelemetryError {
     /// The span export queue did not start.
     #[error("starting the span export queue")]
-    ExportQueue(#[from] ExportQueueError),
+    ExportQueue(#[source] ExportQueueError),
+    /// The log export queue did not start.
+    #[error("starting the log export queue")]
+    LogExportQueue(#[source] ExportQueueError),
     /// `telemetry.log_level` is not a valid filter.
     #[error("telemetry.log_level")]
     LogLevel(#[from] tracing_subscriber::filter::ParseError),
@@ -142,43 +162,59 @@ pub enum TelemetryError {
     Subscriber(#[from] tracing_subscriber::util::TryInitError),
 }
 
-/// Installs the global log subscriber, trace provider and W3C propagator.
+/// Installs the global log subscriber, trace and logger providers and the W3C propagator.
 ///
 /// Spans always get ids (so logs and `x-trace-id` correlate) even when nothing is exported.
 ///
 /// # Errors
-/// When a global subscriber is already installed or the exporter cannot be built.
+/// When a global subscriber is already installed or an exporter cannot be built.
 pub fn init(settings: &TelemetrySettings, info: &ServiceInfo) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let (dispatch, guard) = pipeline(settings, info)?;
+    dispatch.try_init()?;
+    Ok(guard)
+}
 
+/// The subscriber [`init`] installs: stdout logs, spans and, with an OTLP endpoint, their export and
+/// the export of log records.
+fn pipeline(settings: &TelemetrySettings, info: &ServiceInfo) -> Result<(Dispatch, TelemetryGuard), TelemetryError> {
     let resource = resource(settings, info);
     let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sampling_ratio)));
-    let mut provider = SdkTracerProvider::builder().with_sampler(sampler).with_resource(resource.clone());
+    let mut traces = SdkTracerProvider::builder().with_sampler(sampler).with_resource(resource.clone());
+    let mut log_provider = None;
     if let Some(endpoint) = settings.otlp_endpoint.clone() {
         let timeout = Duration::from_millis(settings.export_timeout_ms);
-        let queue = ExportQueue::start(ExportQueueSettings::from(settings), move || {
+        let span_resource = resource.clone();
+        let span_endpoint = endpoint.clone();
+        let queue = ExportQueue::<SpanData>::start(ExportQueueSettings::from(settings), move || {
             let mut exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
-                .with_endpoint(endpoint)
+                .with_endpoint(span_endpoint)
                 .with_timeout(timeout)
                 .build()?;
-            exporter.set_resource(&resource);
+            exporter.set_resource(&span_resource);
             Ok(exporter)
-        })?;
-        provider = provider.with_span_processor(queue);
+        })
+        .map_err(TelemetryError::ExportQueue)?;
+        traces = traces.with_span_processor(queue);
+        log_provider = Some(logs::provider(settings, endpoint, resource).map_err(TelemetryError::LogExportQueue)?);
     }
-    let provider = provider.build();
-    let tracer = provider.tracer(info.name);
+    let traces = traces.build();
+    let tracer = traces.tracer(info.name);
 
     let filter = EnvFilter::try_new(&settings.log_level)?;
-    let otel = tracing_opentelemetry::layer().with_tracer(tracer);
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
-    let installed = match settings.log_format {
-        LogFormat::Json => registry.with(json_log::layer()).try_init(),
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_target(true)).try_init(),
+    // Context activation makes an entered span's context current, which is where the logger
+    // provider takes a log record's trace and span ids from.
+    let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_context_activation(true);
+    let registry = tracing_subscriber::registry().with(filter).with(otel).with(log_provider.as_ref().map(logs::layer));
+    let dispatch = match settings.log_format {
+        LogFormat::Json => Dispatch::new(registry.with(json_log::layer())),
+        LogFormat::Text => Dispatch::new(registry.with(tracing_subscriber::fmt::layer().with_target(true))),
     };
-    installed?;
-    Ok(TelemetryGuard { provider, flush_timeout: Duration::from_millis(settings.flush_timeout_ms) })
+    Ok((
+        dispatch,
+        TelemetryGuard { traces, logs: log_provider, flush_timeout: Duration::from_millis(settings.flush_timeout_ms) },
+    ))
 }
 
 fn resource(settings: &TelemetrySettings, info: &ServiceInfo) -> Resource {

@@ -253,6 +253,8 @@ struct LogRow {
     class: &'static str,
     service: String,
     body: String,
+    /// The record's attributes as `key=value`, by key.
+    fields: String,
 }
 
 #[derive(Template)]
@@ -304,7 +306,9 @@ async fn trace(State(state): State<UiState>, Path(id): Path<String>) -> Response
     };
     let summary = waterfall::Summary::of(&trace.spans);
     let logs = logs
-        .map(|logs| {
+        .map(|mut logs| {
+            // Services' clocks and batches interleave: the view orders by time itself.
+            logs.sort_by_key(|log| log.time_unix_nano);
             logs.into_iter()
                 .map(|log| LogRow {
                     time: format::unix_nanos(log.time_unix_nano),
@@ -315,10 +319,8 @@ async fn trace(State(state): State<UiState>, Path(id): Path<String>) -> Response
                     },
                     severity: log.severity_text,
                     service: log.service,
-                    body: match log.body {
-                        serde_json::Value::String(text) => text,
-                        other => other.to_string(),
-                    },
+                    body: text_of(log.body),
+                    fields: fields(log.attributes),
                 })
                 .collect()
         })
@@ -334,6 +336,22 @@ async fn trace(State(state): State<UiState>, Path(id): Path<String>) -> Response
         logs,
     };
     render(StatusCode::OK, &page)
+}
+
+/// Attributes as `key=value`, by key.
+fn fields(attributes: serde_json::Map<String, serde_json::Value>) -> String {
+    let mut fields: Vec<String> =
+        attributes.into_iter().map(|(key, value)| format!("{key}={}", text_of(value))).collect();
+    fields.sort();
+    fields.join(" ")
+}
+
+/// A JSON value as a log line shows it: a string without quotes, anything else as JSON.
+fn text_of(value: serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text,
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

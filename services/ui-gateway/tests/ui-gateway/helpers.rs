@@ -193,9 +193,15 @@ pub async fn spawn_fake_collector() -> FakeCollector {
         .route(
             "/api/v1/logs",
             get(async || {
-                axum::Json(json!({"logs": [{"time_unix_nano": 1_031_000_000u64, "severity_text": "WARN",
-                    "body": "Invert refused: matrix is singular", "service": "api", "trace_id": KNOWN_TRACE,
-                    "span_id": "00f067aa0ba902b9", "attributes": {}}]}))
+                // Out of time order, as records of two services can be.
+                axum::Json(json!({"logs": [
+                    {"time_unix_nano": 1_031_000_000u64, "severity_text": "WARN",
+                        "body": "Invert refused: matrix is singular", "service": "api", "trace_id": KNOWN_TRACE,
+                        "span_id": "00f067aa0ba902b9", "attributes": {"rpc.grpc.status_code": 9, "operation": "invert"}},
+                    {"time_unix_nano": 1_012_000_000u64, "severity_text": "DEBUG", "body": "Call finished",
+                        "service": "ui-gateway", "trace_id": KNOWN_TRACE, "span_id": "b7ad6b7169203331",
+                        "attributes": {}},
+                ]}))
             }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");

@@ -130,7 +130,24 @@ async fn the_trace_page_shows_every_span_as_a_waterfall_with_its_service_and_the
     assert!(html.contains("20.0 ms") && html.contains("matrix is singular"), "{html}");
     assert!(html.contains("<dt>http.route</dt><dd>/api/v1/matrix/{op}</dd>"), "{html}");
     let logs = &html[html.find("id=\"logs\"").expect("logs section")..];
-    assert!(logs.contains("Invert refused: matrix is singular") && logs.contains("WARN"), "{logs}");
+    let rows: Vec<&str> = logs.match_indices("<tr class=\"log\">").map(|(at, _)| &logs[at..]).collect();
+    assert_eq!(rows.len(), 2, "{logs}");
+    // In time order, each with its time, severity, service, message and fields.
+    assert!(
+        rows[0].starts_with(
+            "<tr class=\"log\"><td>1970-01-01 00:00:01.012Z</td><td class=\"\">DEBUG</td><td>ui-gateway</td>\
+             <td class=\"body\">Call finished</td><td class=\"fields\"></td></tr>"
+        ),
+        "{logs}"
+    );
+    assert!(
+        rows[1].starts_with(
+            "<tr class=\"log\"><td>1970-01-01 00:00:01.031Z</td><td class=\"warn\">WARN</td><td>api</td>\
+             <td class=\"body\">Invert refused: matrix is singular</td>\
+             <td class=\"fields\">operation=invert rpc.grpc.status_code=9</td></tr>"
+        ),
+        "{logs}"
+    );
     assert!(!html.contains(" style=") && !html.contains("<script"), "{html}");
 }
 
