@@ -5,8 +5,7 @@
 //! The images come from `make images`; `AXIOM25_IMAGE_TAG` selects the tag (default `dev`).
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -198,6 +197,16 @@ impl CollectorContainer {
     pub fn id(&self) -> &str {
         self.container.id()
     }
+
+    /// The settings that make a service on the test network export its telemetry to this
+    /// collector, every 100 ms so that tests need not wait.
+    #[must_use]
+    pub fn export_env(&self) -> [(&'static str, &str); 2] {
+        [
+            ("AXIOM25__TELEMETRY__OTLP_ENDPOINT", self.internal_grpc.as_str()),
+            ("AXIOM25__TELEMETRY__EXPORT_INTERVAL_MS", "100"),
+        ]
+    }
 }
 
 /// The ui-gateway image, hardened like [`ApiContainer`]; ready means its own `/readyz` answers 200
@@ -298,100 +307,4 @@ async fn start_hardened(
 async fn container_port(container: &ContainerAsync<GenericImage>, inner: u16) -> SocketAddr {
     let host_port = container.get_host_port_ipv4(ContainerPort::Tcp(inner)).await.expect("published port");
     SocketAddr::from((Ipv4Addr::LOCALHOST, host_port))
-}
-
-/// An HTTP/1.1 response as the tests read it.
-#[derive(Debug, Clone)]
-pub struct HttpResponse {
-    /// Status code.
-    pub status: u16,
-    /// Headers, names in lower case, in the order received.
-    pub headers: Vec<(String, String)>,
-    /// Body, de-chunked.
-    pub body: String,
-}
-
-impl HttpResponse {
-    /// The first value of header `name` (lower case).
-    #[must_use]
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
-    }
-}
-
-/// `POST path` with a JSON `body` to `addr`, one request per connection, every step bounded by
-/// `timeout`.
-///
-/// # Errors
-/// When the connection fails, times out or the answer is not HTTP.
-pub fn http_post_json(addr: SocketAddr, path: &str, body: &str, timeout: Duration) -> std::io::Result<HttpResponse> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    parse_response(&raw)
-}
-
-fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
-    let not_http = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response");
-    let split = raw.windows(4).position(|window| window == b"\r\n\r\n").ok_or_else(not_http)?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|line| line.split(' ').nth(1)).and_then(|code| code.parse().ok());
-    let status = status.ok_or_else(not_http)?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
-    let mut body = &raw[split + 4..];
-    let chunked = headers.iter().any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"));
-    let mut decoded = Vec::new();
-    if chunked {
-        loop {
-            let end = body.windows(2).position(|window| window == b"\r\n").ok_or_else(not_http)?;
-            let size = String::from_utf8_lossy(&body[..end]);
-            let size =
-                usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).map_err(|_| not_http())?;
-            if size == 0 {
-                break;
-            }
-            let chunk = body.get(end + 2..end + 2 + size).ok_or_else(not_http)?;
-            decoded.extend_from_slice(chunk);
-            body = body.get(end + 4 + size..).ok_or_else(not_http)?;
-        }
-        body = &decoded;
-    }
-    Ok(HttpResponse { status, headers, body: String::from_utf8_lossy(body).into_owned() })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_chunked_response_is_reassembled_and_header_names_are_lower_case() {
-        let raw = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n2\r\n\":\r\n1\r\n1\r\n1\r\n}\r\n0\r\n\r\n";
-        let response = parse_response(raw).expect("parses");
-        assert_eq!(response.status, 503);
-        assert_eq!(response.header("retry-after"), Some("1"));
-        assert_eq!(response.body, "{\"a\":1}");
-    }
-
-    #[test]
-    fn a_response_with_a_length_keeps_its_body() {
-        let raw = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-trace-id: abc\r\n\r\n{}";
-        let response = parse_response(raw).expect("parses");
-        assert_eq!((response.status, response.header("x-trace-id"), response.body.as_str()), (200, Some("abc"), "{}"));
-    }
-
-    #[test]
-    fn garbage_is_not_http() {
-        assert!(parse_response(b"hello").is_err());
-    }
 }

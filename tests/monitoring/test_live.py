@@ -19,15 +19,14 @@ import shlex
 import subprocess
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
+from axiom25_testkit import request
 
 import dashboards
 from conftest import MONITORING, ROOT, alerts, recording_rules
@@ -158,8 +157,9 @@ class Stack:
 
 
 def get_json(url: str, timeout: float = 5) -> dict:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return json.load(response)
+    answer = request(url, timeout=timeout)
+    assert answer.status == 200, f"{url}: {answer.status} {answer.text}"
+    return answer.json()
 
 
 class Prometheus:
@@ -204,11 +204,9 @@ class Traffic:
         deadline = time.monotonic() + 900
         while not self.stop.is_set() and time.monotonic() < deadline and self.sent < 20_000:
             for op, body in self.BODIES.items():
-                request = urllib.request.Request(f"{self.gateway}/api/v1/matrix/{op}", data=json.dumps(body).encode(),
-                                                 headers={"Content-Type": "application/json"}, method="POST")
                 try:
-                    urllib.request.urlopen(request, timeout=2).read()
-                except (urllib.error.URLError, TimeoutError, ConnectionError):
+                    request(f"{self.gateway}/api/v1/matrix/{op}", "POST", body, timeout=2)
+                except OSError:
                     pass  # the faults below make some calls fail; that is the point
                 self.sent += 1
             self.stop.wait(0.3)

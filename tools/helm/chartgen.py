@@ -86,20 +86,12 @@ def has_documented_children(path: tuple[str, ...], docs: dict) -> bool:
     return any(len(other) > len(path) and other[: len(path)] == path for other in docs)
 
 
+# bool before int: True is an int too.
+JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"), (dict, "object"))
+
+
 def json_type(value: object) -> dict:
-    if isinstance(value, bool):
-        return {"type": "boolean"}
-    if isinstance(value, int):
-        return {"type": "integer"}
-    if isinstance(value, float):
-        return {"type": "number"}
-    if isinstance(value, str):
-        return {"type": "string"}
-    if isinstance(value, list):
-        return {"type": "array"}
-    if isinstance(value, dict):
-        return {"type": "object"}
-    return {}
+    return next(({"type": name} for kind, name in JSON_TYPES if isinstance(value, kind)), {})
 
 
 def infer(value: object, path: tuple[str, ...], docs: dict) -> dict:

@@ -29,6 +29,16 @@ def timeseries(title: str, targets: list[g.Target], unit: str = "", description:
     return g.TimeSeries(title=title, targets=targets, unit=unit, dataSource=DATASOURCE, description=description or None)
 
 
+def rate_by(title: str, series: str, label: str) -> g.TimeSeries:
+    """Per-second rate of the counter `series`, one line per value of `label`."""
+    return timeseries(title, [target(f"sum by ({label}) (rate({series}[{RATE}]))", f"{{{{{label}}}}}")], "reqps")
+
+
+def error_ratio(title: str, bad: str, total: str, by: str, description: str = "", legend: str = "") -> g.TimeSeries:
+    """The share of `total` that is `bad`, one line per value of `by` (0 while nothing is bad)."""
+    return timeseries(title, [target(ratio_or_zero(bad, total, by), legend or f"{{{{{by}}}}}")], "percentunit", description)
+
+
 def stat(title: str, targets: list[g.Target], unit: str = "", description: str = "") -> g.Stat:
     return g.Stat(title=title, targets=targets, format=unit or "none", dataSource=DATASOURCE, reduceCalc="lastNotNull",
                   description=description or None)
@@ -110,15 +120,11 @@ def api() -> g.Dashboard:
     sel = f'job="api",instance=~"$instance",{MATRIX}'
     count = f"rpc_server_duration_seconds_count{{{sel}}}"
     panels = [
-        timeseries("MatrixService calls per second by method", [target(f"sum by (rpc_method) (rate({count}[{RATE}]))", "{{rpc_method}}")], "reqps"),
-        timeseries(
-            "Server error ratio by method",
-            [target(ratio_or_zero(f"rpc_server_duration_seconds_count{{{sel},{GRPC_SERVER_ERRORS}}}", count, "rpc_method"), "{{rpc_method}}")],
-            "percentunit",
-            "UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.",
-        ),
+        rate_by("MatrixService calls per second by method", count, "rpc_method"),
+        error_ratio("Server error ratio by method", f"rpc_server_duration_seconds_count{{{sel},{GRPC_SERVER_ERRORS}}}", count, "rpc_method",
+                    "UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS."),
         timeseries("Duration p50 / p99", quantiles("rpc_server_duration_seconds", sel), "s"),
-        timeseries("Calls by status code", [target(f"sum by (rpc_grpc_status_code) (rate({count}[{RATE}]))", "{{rpc_grpc_status_code}}")], "reqps"),
+        rate_by("Calls by status code", count, "rpc_grpc_status_code"),
         timeseries(
             "In flight and computing",
             [
@@ -138,15 +144,12 @@ def ui_gateway() -> g.Dashboard:
     count = f"http_server_request_duration_seconds_count{{{sel}}}"
     client = 'rpc_client_duration_seconds_count{job="ui-gateway",instance=~"$instance"}'
     panels = [
-        timeseries("REST calls per second by route", [target(f"sum by (http_route) (rate({count}[{RATE}]))", "{{http_route}}")], "reqps"),
-        timeseries(
-            "REST 5xx ratio",
-            [target(ratio_or_zero(f'http_server_request_duration_seconds_count{{{sel},http_response_status_code=~"5.."}}', count, "job"), "5xx")],
-            "percentunit",
-        ),
+        rate_by("REST calls per second by route", count, "http_route"),
+        error_ratio("REST 5xx ratio", f'http_server_request_duration_seconds_count{{{sel},http_response_status_code=~"5.."}}', count, "job",
+                    legend="5xx"),
         timeseries("REST duration p50 / p99", quantiles("http_server_request_duration_seconds", sel), "s"),
-        timeseries("REST answers by status", [target(f"sum by (http_response_status_code) (rate({count}[{RATE}]))", "{{http_response_status_code}}")], "reqps"),
-        timeseries("Calls to the api by code", [target(f"sum by (rpc_grpc_status_code) (rate({client}[{RATE}]))", "{{rpc_grpc_status_code}}")], "reqps"),
+        rate_by("REST answers by status", count, "http_response_status_code"),
+        rate_by("Calls to the api by code", client, "rpc_grpc_status_code"),
         timeseries("Calls to the api p99", [target(
             f'histogram_quantile(0.99, sum by (le) (rate(rpc_client_duration_seconds_bucket{{job="ui-gateway",instance=~"$instance"}}[{RATE}])))', "p99")], "s"),
         timeseries("Upstreams ready", [target('min by (upstream) (axiom25_gateway_upstream_ready{job="ui-gateway",instance=~"$instance"})', "{{upstream}}")]),

@@ -4,30 +4,17 @@
 use std::time::{Duration, Instant};
 
 use axiom25_e2e::{ApiContainer, CollectorContainer, TestNetwork};
-use axiom25_observability::admin::http_get;
 use axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient;
 use axiom25_proto::matrix::v1::{Matrix, MultiplyRequest};
 use tonic::transport::Endpoint;
 
-async fn get(addr: std::net::SocketAddr, path: String) -> (u16, String) {
-    tokio::task::spawn_blocking(move || http_get(addr, &path, Duration::from_secs(5)))
-        .await
-        .expect("join")
-        .expect("the collector answers")
-}
+use crate::get;
 
 #[tokio::test]
 async fn a_grpc_call_to_the_api_becomes_a_trace_and_span_metrics_in_the_collector() {
     let network = TestNetwork::new();
     let collector = CollectorContainer::start(&network, &[]).await;
-    let api = ApiContainer::start(
-        &network,
-        &[
-            ("AXIOM25__TELEMETRY__OTLP_ENDPOINT", collector.internal_grpc.as_str()),
-            ("AXIOM25__TELEMETRY__EXPORT_INTERVAL_MS", "100"),
-        ],
-    )
-    .await;
+    let api = ApiContainer::start(&network, &collector.export_env()).await;
     let channel =
         Endpoint::from_shared(format!("http://{}", api.grpc)).expect("uri").connect().await.expect("connects");
     let square = Some(Matrix { rows: 2, cols: 2, data: vec![1., 2., 3., 4.] });
@@ -36,24 +23,24 @@ async fn a_grpc_call_to_the_api_becomes_a_trace_and_span_metrics_in_the_collecto
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let trace_id = loop {
-        let (status, body) = get(collector.admin, "/api/v1/traces?service=api".into()).await;
-        assert_eq!(status, 200, "{body}");
-        let list: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        let answer = get(collector.admin, "/api/v1/traces?service=api").await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let list = answer.json();
         if let Some(id) = list["traces"][0]["trace_id"].as_str() {
             break id.to_owned();
         }
-        assert!(Instant::now() < deadline, "no trace of the api reached the collector: {body}");
+        assert!(Instant::now() < deadline, "no trace of the api reached the collector: {list}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let (status, body) = get(collector.admin, format!("/api/v1/traces/{trace_id}")).await;
-    assert_eq!(status, 200, "{body}");
-    let trace: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let answer = get(collector.admin, &format!("/api/v1/traces/{trace_id}")).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let trace = answer.json();
     let span = &trace["spans"][0];
-    assert_eq!(span["service"], "api", "{body}");
-    assert_eq!(span["kind"], "SPAN_KIND_SERVER", "{body}");
-    assert!(span["name"].as_str().is_some_and(|name| name.contains("Multiply")), "{body}");
+    assert_eq!(span["service"], "api", "{trace}");
+    assert_eq!(span["kind"], "SPAN_KIND_SERVER", "{trace}");
+    assert!(span["name"].as_str().is_some_and(|name| name.contains("Multiply")), "{trace}");
 
-    let (_, metrics) = get(collector.admin, "/metrics".into()).await;
+    let metrics = get(collector.admin, "/metrics").await.text();
     let calls = metrics
         .lines()
         .find(|line| {

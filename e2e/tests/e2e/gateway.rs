@@ -4,40 +4,31 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use axiom25_e2e::{ApiContainer, CollectorContainer, GatewayContainer, HttpResponse, TestNetwork, http_post_json};
-use axiom25_observability::admin::http_get;
+use axiom25_e2e::{ApiContainer, CollectorContainer, GatewayContainer, TestNetwork};
+use axiom25_testkit::{Answer, HttpClient};
+
+use crate::get;
 
 const MULTIPLY: &str = "/api/v1/matrix/multiply";
 const PRODUCT_BODY: &str = r#"{"a":[[1,2],[3,4]],"b":[[1],[1]]}"#;
 
-async fn post(addr: SocketAddr, path: &'static str, body: &'static str) -> HttpResponse {
-    tokio::task::spawn_blocking(move || http_post_json(addr, path, body, Duration::from_secs(15)))
-        .await
-        .expect("join")
-        .expect("the gateway answers")
+/// `POST path` with a JSON `body`: the gateway's answer within 15 s, whatever the status.
+async fn post(addr: SocketAddr, path: &str, body: &'static str) -> Answer {
+    let client = HttpClient::new().with_timeout(Duration::from_secs(15));
+    let json = [("content-type", "application/json")];
+    client.post(addr, path, &json, body).await.unwrap_or_else(|error| panic!("the gateway answers: {error:#}"))
 }
 
-async fn get(addr: SocketAddr, path: String) -> (u16, String) {
-    tokio::task::spawn_blocking(move || http_get(addr, &path, Duration::from_secs(5)))
-        .await
-        .expect("join")
-        .expect("the admin port answers")
-}
-
-fn assert_product(response: &HttpResponse) {
+fn assert_product(response: &Answer) {
     assert_eq!(response.status, 200, "{response:?}");
-    let body: serde_json::Value = serde_json::from_str(&response.body).expect("JSON");
-    assert_eq!(body, serde_json::json!({"result": [[3.0], [7.0]]}), "{response:?}");
+    assert_eq!(response.json(), serde_json::json!({"result": [[3.0], [7.0]]}), "{response:?}");
 }
 
 #[tokio::test]
 async fn a_rest_call_is_one_trace_whose_api_server_span_is_a_child_of_a_gateway_span() {
     let network = TestNetwork::new();
     let collector = CollectorContainer::start(&network, &[]).await;
-    let export = [
-        ("AXIOM25__TELEMETRY__OTLP_ENDPOINT", collector.internal_grpc.as_str()),
-        ("AXIOM25__TELEMETRY__EXPORT_INTERVAL_MS", "100"),
-    ];
+    let export = collector.export_env();
     let api = ApiContainer::start(&network, &export).await;
     let mut gateway_env = export.to_vec();
     gateway_env.push(("AXIOM25__API__ENDPOINT", api.internal_grpc.as_str()));
@@ -54,9 +45,10 @@ async fn a_rest_call_is_one_trace_whose_api_server_span_is_a_child_of_a_gateway_
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let spans = loop {
-        let (status, body) = get(collector.admin, format!("/api/v1/traces/{trace_id}")).await;
+        let answer = get(collector.admin, &format!("/api/v1/traces/{trace_id}")).await;
+        let (status, body) = (answer.status, answer.text());
         if status == 200 {
-            let trace: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            let trace = answer.json();
             let spans = trace["spans"].as_array().cloned().unwrap_or_default();
             let has = |service: &str| spans.iter().any(|span| span["service"] == service);
             if has("ui-gateway") && has("api") {
@@ -110,7 +102,7 @@ async fn without_the_api_the_gateway_answers_503_quickly_stays_ready_and_recover
     assert!(retry_after.parse::<u64>().is_ok_and(|seconds| seconds >= 1), "Retry-After in seconds: {retry_after}");
     assert_eq!(response.header("content-type"), Some("application/problem+json"), "{response:?}");
     assert!(latency < Duration::from_secs(5), "the 503 took {latency:?}");
-    assert_eq!(get(gateway.admin, "/readyz".into()).await.0, 200, "the gateway stays ready without the api");
+    assert_eq!(get(gateway.admin, "/readyz").await.status, 200, "the gateway stays ready without the api");
 
     api.start_again().await;
     let restarted = Instant::now();
@@ -128,5 +120,5 @@ async fn without_the_api_the_gateway_answers_503_quickly_stays_ready_and_recover
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!("recovered {:?} after docker start, {attempts} attempts", restarted.elapsed());
-    assert_eq!(get(gateway.admin, "/readyz".into()).await.0, 200);
+    assert_eq!(get(gateway.admin, "/readyz").await.status, 200);
 }

@@ -3,12 +3,13 @@
 mod collector;
 mod gateway;
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axiom25_e2e::{ApiContainer, TestNetwork};
-use axiom25_observability::admin::http_get;
 use axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient;
 use axiom25_proto::matrix::v1::{DecomposeRequest, Decomposition, Matrix, MultiplyRequest};
+use axiom25_testkit::{Answer, HttpClient};
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -18,12 +19,10 @@ async fn channel(api: &ApiContainer) -> Channel {
     Endpoint::from_shared(format!("http://{}", api.grpc)).expect("uri").connect().await.expect("connects")
 }
 
-async fn admin_get(api: &ApiContainer, path: &'static str) -> (u16, String) {
-    let addr = api.admin;
-    tokio::task::spawn_blocking(move || http_get(addr, path, Duration::from_secs(5)))
-        .await
-        .expect("join")
-        .expect("admin answers")
+/// `GET path` on a published port: its answer within 5 s, whatever the status.
+async fn get(addr: SocketAddr, path: &str) -> Answer {
+    let client = HttpClient::new().with_timeout(Duration::from_secs(5));
+    client.get(addr, path).await.unwrap_or_else(|error| panic!("{addr}{path} answers: {error:#}"))
 }
 
 fn matrix(rows: u32, cols: u32, data: Vec<f64>) -> Option<Matrix> {
@@ -41,13 +40,15 @@ async fn the_api_container_serves_health_and_a_multiply_and_counts_it_on_metrics
     let product = MatrixServiceClient::new(channel).multiply(request).await.expect("multiply").into_inner();
     assert_eq!(product.result.expect("result").data, vec![3., 7.]);
 
-    let (status, metrics) = admin_get(&api, "/metrics").await;
-    assert_eq!(status, 200);
+    let answer = get(api.admin, "/metrics").await;
+    let metrics = answer.text();
+    assert_eq!(answer.status, 200);
     assert!(
         metrics.contains(r#"rpc_server_duration_seconds_count{rpc_service="axiom25.matrix.v1.MatrixService",rpc_method="Multiply",rpc_grpc_status_code="0"} 1"#),
         "{metrics}"
     );
-    assert_eq!(admin_get(&api, "/readyz").await, (200, "ready\n".to_owned()));
+    let ready = get(api.admin, "/readyz").await;
+    assert_eq!((ready.status.as_u16(), ready.text().as_str()), (200, "ready\n"));
 }
 
 #[tokio::test]

@@ -3,11 +3,14 @@
 //! call is measured to its last byte and gRPC statuses sent in trailers are seen.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+use tracing::Span;
+
+use crate::metrics::MetricsHandle;
 
 /// How the body ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +27,28 @@ pub enum BodyEnd<'a> {
 pub trait OnBodyEnd: Send + 'static {
     /// Consumes the callback with how the body ended.
     fn on_end(self, end: BodyEnd<'_>);
+}
+
+/// Polls a response future inside the span and registry `scope` finds in its record; once it is
+/// ready, hands out its output with the record, which moves on to the response body.
+///
+/// # Panics
+/// When polled again after that.
+pub(crate) fn poll_recorded<F: Future, R>(
+    inner: Pin<&mut F>,
+    record: &mut Option<R>,
+    cx: &mut Context<'_>,
+    scope: fn(&R) -> (&Span, &MetricsHandle),
+) -> Poll<(F::Output, R)> {
+    let output = ready!(match record.as_ref() {
+        Some(record) => {
+            let (span, metrics) = scope(record);
+            metrics.in_scope(|| span.in_scope(|| inner.poll(cx)))
+        }
+        None => inner.poll(cx),
+    });
+    let record = record.take().expect("a telemetry future polled after completion");
+    Poll::Ready((output, record))
 }
 
 pin_project! {

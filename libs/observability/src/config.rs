@@ -162,6 +162,48 @@ fn remove_key(tree: &mut Value, path: &[String]) -> bool {
     }
 }
 
+/// Declares settings sections: structs that deserialize with `#[serde(default,
+/// deny_unknown_fields)]`, describe themselves as JSON Schema (their `///` docs are the
+/// configuration reference) and default field by field. A field's default follows `=`; without
+/// one it is the type's own `Default`.
+///
+/// ```
+/// axiom25_observability::settings_section! {
+///     /// Listeners.
+///     pub struct ServerSettings {
+///         /// gRPC port; 0 picks a free one.
+///         pub grpc_port: u16 = 50051,
+///         /// Names of things.
+///         pub names: Vec<String>,
+///     }
+/// }
+/// assert_eq!(ServerSettings::default().grpc_port, 50051);
+/// ```
+#[macro_export]
+macro_rules! settings_section {
+    (@default) => { ::core::default::Default::default() };
+    (@default $default:expr) => { $default };
+    ($(
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $($(#[$field_meta:meta])* $field_vis:vis $field:ident: $type:ty $(= $default:expr)?),* $(,)?
+        }
+    )*) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Clone, ::serde::Deserialize, ::schemars::JsonSchema)]
+        #[serde(default, deny_unknown_fields)]
+        $vis struct $name {
+            $($(#[$field_meta])* $field_vis $field: $type,)*
+        }
+
+        impl ::core::default::Default for $name {
+            fn default() -> Self {
+                Self { $($field: $crate::settings_section!(@default $($default)?),)* }
+            }
+        }
+    )*};
+}
+
 /// Problems for every pair of listeners configured on the same port (0, "any free port", may repeat).
 #[must_use]
 pub fn check_distinct_ports(ports: &[(&str, u16)]) -> Vec<String> {

@@ -4,7 +4,7 @@
 //! and `rpc_grpc_status_code`; a `debug` log line per finished call, in the call's span.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use http::{HeaderMap, Request, Response};
@@ -14,7 +14,7 @@ use tower::{Layer, Service};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::body::{BodyEnd, ObservedBody, OnBodyEnd};
+use crate::body::{BodyEnd, ObservedBody, OnBodyEnd, poll_recorded};
 use crate::metrics::MetricsHandle;
 use crate::propagation;
 
@@ -96,32 +96,28 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let (service, method) = split_path(request.uri().path());
         let (service, method) = (service.to_owned(), method.to_owned());
+        // A span's name is part of its static metadata: one call site per side.
+        macro_rules! call_span {
+            ($name:literal, $kind:literal) => {
+                tracing::info_span!(
+                    $name,
+                    otel.name = format!("{service}/{method}"),
+                    otel.kind = $kind,
+                    rpc.system = "grpc",
+                    rpc.service = service.as_str(),
+                    rpc.method = method.as_str(),
+                    rpc.grpc.status_code = tracing::field::Empty,
+                    otel.status_code = tracing::field::Empty,
+                    otel.status_description = tracing::field::Empty,
+                )
+            };
+        }
         let span = match self.side {
             // Probes (kubelet, load balancers, the gateway's /ops poller) call Health every few
             // seconds: measured like any call, but not traced, or they would bury real traces.
             _ if service == HEALTH_SERVICE => tracing::Span::none(),
-            Side::Server => tracing::info_span!(
-                "grpc.server",
-                otel.name = format!("{service}/{method}"),
-                otel.kind = "server",
-                rpc.system = "grpc",
-                rpc.service = service.as_str(),
-                rpc.method = method.as_str(),
-                rpc.grpc.status_code = tracing::field::Empty,
-                otel.status_code = tracing::field::Empty,
-                otel.status_description = tracing::field::Empty,
-            ),
-            Side::Client => tracing::info_span!(
-                "grpc.client",
-                otel.name = format!("{service}/{method}"),
-                otel.kind = "client",
-                rpc.system = "grpc",
-                rpc.service = service.as_str(),
-                rpc.method = method.as_str(),
-                rpc.grpc.status_code = tracing::field::Empty,
-                otel.status_code = tracing::field::Empty,
-                otel.status_description = tracing::field::Empty,
-            ),
+            Side::Server => call_span!("grpc.server", "server"),
+            Side::Client => call_span!("grpc.client", "client"),
         };
         match self.side {
             Side::Server => {
@@ -162,17 +158,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let polled = match this.record.as_ref() {
-            Some(record) => record.metrics.in_scope(|| record.span.in_scope(|| this.inner.poll(cx))),
-            None => this.inner.poll(cx),
-        };
-        let result = match polled {
-            Poll::Ready(result) => result,
-            Poll::Pending => return Poll::Pending,
-        };
-        let Some(mut record) = this.record.take() else {
-            panic!("GrpcFuture polled after completion");
-        };
+        let (result, mut record) =
+            ready!(poll_recorded(this.inner, this.record, cx, |record| (&record.span, &record.metrics)));
         Poll::Ready(match result {
             Ok(response) => {
                 // A "trailers-only" answer (every error tonic returns early) carries its status

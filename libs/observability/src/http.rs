@@ -5,7 +5,7 @@
 //! Add it with `Router::layer` so it runs after routing and sees [`axum::extract::MatchedPath`].
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use axum::extract::MatchedPath;
@@ -16,7 +16,7 @@ use tower::{Layer, Service};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::body::{BodyEnd, ObservedBody, OnBodyEnd};
+use crate::body::{BodyEnd, ObservedBody, OnBodyEnd, poll_recorded};
 use crate::metrics::MetricsHandle;
 use crate::propagation;
 
@@ -122,17 +122,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let polled = match this.record.as_ref() {
-            Some(record) => record.metrics.in_scope(|| record.span.in_scope(|| this.inner.poll(cx))),
-            None => this.inner.poll(cx),
-        };
-        let result = match polled {
-            Poll::Ready(result) => result,
-            Poll::Pending => return Poll::Pending,
-        };
-        let Some(mut record) = this.record.take() else {
-            panic!("HttpFuture polled after completion");
-        };
+        let (result, mut record) =
+            ready!(poll_recorded(this.inner, this.record, cx, |record| (&record.span, &record.metrics)));
         Poll::Ready(result.map(|mut response| {
             record.status = response.status().as_u16();
             if let Some(value) = this.trace_id.take().and_then(|id| HeaderValue::from_str(&id).ok()) {

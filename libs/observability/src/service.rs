@@ -21,6 +21,43 @@ pub trait ServiceSettings: DeserializeOwned + Validate {
     fn telemetry(&self) -> &TelemetrySettings;
 }
 
+/// Implements [`ServiceSettings`] for a service's `Settings`, whose `server` section has `host`,
+/// `admin_port` and the other ports named in `ports`, and whose `telemetry` section is
+/// [`TelemetrySettings`]. It also gives `Settings` `port_problems()`, the
+/// [`config::check_distinct_ports`] check of those ports keyed `server.<port>`, and
+/// `on_free_loopback_ports()`, for tests that run services side by side.
+#[macro_export]
+macro_rules! service_settings {
+    ($settings:ident, ports: [$($port:ident),+ $(,)?]) => {
+        impl $crate::service::ServiceSettings for $settings {
+            fn admin_endpoint(&self) -> (::std::net::IpAddr, u16) {
+                (self.server.host, self.server.admin_port)
+            }
+
+            fn telemetry(&self) -> &$crate::telemetry::TelemetrySettings {
+                &self.telemetry
+            }
+        }
+
+        impl $settings {
+            /// These settings with every listener on a free port (0) of 127.0.0.1.
+            #[must_use]
+            pub fn on_free_loopback_ports(mut self) -> Self {
+                self.server.host = ::std::net::IpAddr::V4(::std::net::Ipv4Addr::LOCALHOST);
+                $(self.server.$port = 0;)+
+                self
+            }
+
+            /// Every pair of listeners configured on the same port.
+            fn port_problems(&self) -> Vec<String> {
+                $crate::config::check_distinct_ports(&[
+                    $((concat!("server.", stringify!($port)), self.server.$port)),+
+                ])
+            }
+        }
+    };
+}
+
 /// The `main` function of a service binary whose crate exports `Application` (with `build`,
 /// `metrics` and `run_until_stopped`) and `SERVICE`: runs it through [`main`], with the one
 /// application of the process also recording what runs outside it (span export).
@@ -101,7 +138,60 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
+
+    crate::settings_section! {
+        /// A service's settings.
+        struct Settings {
+            server: ServerSettings,
+            telemetry: TelemetrySettings,
+        }
+
+        /// Its listeners.
+        struct ServerSettings {
+            host: IpAddr = IpAddr::from([0, 0, 0, 0]),
+            grpc_port: u16 = 50051,
+            admin_port: u16 = 8081,
+        }
+    }
+
+    crate::service_settings!(Settings, ports: [grpc_port, admin_port]);
+
+    impl Validate for Settings {
+        fn validate(&self) -> Vec<String> {
+            self.port_problems()
+        }
+    }
+
+    fn load(env: &[(&str, &str)]) -> Result<Settings, config::ConfigError> {
+        let env = env.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect();
+        config::load(&Sources { file: None, env })
+    }
+
+    #[test]
+    fn a_settings_section_defaults_field_by_field_and_refuses_unknown_keys() {
+        let settings = load(&[("AXIOM25__SERVER__GRPC_PORT", "9000")]).expect("valid");
+        assert_eq!((settings.server.grpc_port, settings.server.admin_port), (9000, 8081));
+        assert_eq!(settings.admin_endpoint(), (IpAddr::from([0, 0, 0, 0]), 8081));
+        let error = load(&[("AXIOM25__SERVER__COLOUR", "blue")]).expect_err("unknown key");
+        assert!(error.to_string().contains("server.colour"), "{error}");
+    }
+
+    #[test]
+    fn listeners_on_one_port_are_a_problem_named_by_their_keys() {
+        let error = load(&[("AXIOM25__SERVER__GRPC_PORT", "8081")]).expect_err("same port twice");
+        assert_eq!(error.problems, ["server.grpc_port: must differ from server.admin_port (both are 8081)"]);
+    }
+
+    #[test]
+    fn free_loopback_ports_bind_every_listener_to_port_zero_on_127_0_0_1() {
+        let settings = Settings::default().on_free_loopback_ports();
+        assert_eq!(settings.server.host, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!((settings.server.grpc_port, settings.server.admin_port), (0, 0));
+        assert!(settings.validate().is_empty(), "port 0 may repeat");
+    }
 
     #[test]
     fn an_error_is_reported_with_its_causes() {

@@ -2,23 +2,16 @@
 //! the `shutdown` settings section every service shares (the drain itself is
 //! [`crate::lifecycle::Lifecycle`]'s).
 
-use serde::Deserialize;
 use tokio::signal::unix::{SignalKind, signal as unix_signal};
 
-/// Graceful shutdown: the `shutdown` section of every service's settings.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct ShutdownSettings {
-    /// Time between turning not ready and closing the listeners, in milliseconds, for balancers
-    /// that poll health (Kubernetes uses its `preStop` sleep instead).
-    pub drain_delay_ms: u64,
-    /// Longest wait for work in flight once the listeners are closed, in milliseconds.
-    pub grace_period_ms: u64,
-}
-
-impl Default for ShutdownSettings {
-    fn default() -> Self {
-        Self { drain_delay_ms: 0, grace_period_ms: 20_000 }
+crate::settings_section! {
+    /// Graceful shutdown: the `shutdown` section of every service's settings.
+    pub struct ShutdownSettings {
+        /// Time between turning not ready and closing the listeners, in milliseconds, for balancers
+        /// that poll health (Kubernetes uses its `preStop` sleep instead).
+        pub drain_delay_ms: u64 = 0,
+        /// Longest wait for work in flight once the listeners are closed, in milliseconds.
+        pub grace_period_ms: u64 = 20_000,
     }
 }
 

@@ -179,4 +179,39 @@ mod tests {
         let answer = HttpClient::http2_only().get(addr, "/hello").await.expect("answer");
         assert_eq!((answer.status, answer.text().as_str()), (StatusCode::OK, "hi"));
     }
+
+    /// A server that answers one request with `raw` bytes, whatever it asked.
+    async fn raw_server(raw: &'static [u8]) -> SocketAddr {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accepts");
+            let mut request = vec![0; 4096];
+            let _ = stream.read(&mut request).await;
+            stream.write_all(raw).await.expect("writes");
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_chunked_answer_is_read_whole_with_its_headers() {
+        let addr = raw_server(
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nTransfer-Encoding: chunked\r\n\r\n\
+              3\r\n{\"a\r\n2\r\n\":\r\n1\r\n1\r\n1\r\n}\r\n0\r\n\r\n",
+        )
+        .await;
+        let answer = HttpClient::new().post(addr, "/", &[], "{}").await.expect("answer");
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.header("retry-after"), Some("1"));
+        assert_eq!(answer.json(), serde_json::json!({"a": 1}));
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_an_error_at_once() {
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds").local_addr().expect("addr");
+        let started = std::time::Instant::now();
+        assert!(HttpClient::new().get(closed, "/").await.is_err(), "nothing listens on {closed}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
 }

@@ -19,22 +19,14 @@ use std::time::Duration;
 use axiom25_api::linalg::{
     CancelToken, DecompositionKind, Dense, analyze, decompose, determinant, invert, multiply, solve,
 };
+use axiom25_testkit::Xorshift;
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 
 const SIZES: [usize; 4] = [8, 64, 256, 512];
 
 /// Deterministic entries in [-0.5, 0.5).
 fn random(rows: usize, cols: usize, seed: u64) -> Dense {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let data = (0..rows * cols)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        })
-        .collect();
-    Dense::new(rows, cols, data)
+    Dense::new(rows, cols, Xorshift::new(seed).take(rows * cols, |x| x - 0.5))
 }
 
 /// Random with `n` added to the diagonal: strictly diagonally dominant.

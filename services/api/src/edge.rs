@@ -17,55 +17,40 @@ use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tonic::Status;
-use tower::{Layer, Service};
+use tower::Service;
 
 use crate::error::{ApiError, Reason};
+use crate::layer::{ConfigLayer, Configured, Intercept};
 
 /// See the module documentation.
+pub type EdgeLayer = ConfigLayer<MessageLimit>;
+
+/// The service produced by [`EdgeLayer`].
+pub type Edge<S> = Configured<MessageLimit, S>;
+
+/// The largest request message the server accepts, in bytes.
 #[derive(Debug, Clone, Copy)]
-pub struct EdgeLayer {
-    max_message_bytes: usize,
-}
+pub struct MessageLimit(usize);
 
 impl EdgeLayer {
     /// A layer for a server whose message limit is `max_message_bytes`.
     #[must_use]
     pub const fn new(max_message_bytes: usize) -> Self {
-        Self { max_message_bytes }
+        Self::with_config(MessageLimit(max_message_bytes))
     }
 }
 
-impl<S> Layer<S> for EdgeLayer {
-    type Service = Edge<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        Edge { inner, max_message_bytes: self.max_message_bytes }
-    }
-}
-
-/// The service produced by [`EdgeLayer`].
-#[derive(Debug, Clone)]
-pub struct Edge<S> {
-    inner: S,
-    max_message_bytes: usize,
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Edge<S>
+impl<S, ReqBody, ResBody> Intercept<S, ReqBody> for MessageLimit
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Default,
 {
-    type Response = S::Response;
-    type Error = S::Error;
     type Future = EdgeFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn intercept(&self, inner: &mut S, request: Request<ReqBody>) -> Self::Future {
         let timeout = request.headers().get("grpc-timeout").and_then(|value| value.to_str().ok());
         let deadline = deadline_from(timeout, Instant::now()).map(tokio::time::sleep_until);
-        EdgeFuture { inner: self.inner.call(request), deadline, max_message_bytes: self.max_message_bytes }
+        EdgeFuture { inner: inner.call(request), deadline, max_message_bytes: self.0 }
     }
 }
 
@@ -153,7 +138,7 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 mod tests {
     use super::*;
     use std::convert::Infallible;
-    use tower::ServiceExt;
+    use tower::{Layer as _, ServiceExt};
 
     #[test]
     fn grpc_timeouts_parse_per_the_spec() {

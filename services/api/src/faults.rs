@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use http::{Request, Response};
 use serde::Deserialize;
-use tower::{Layer, Service};
+use tower::Service;
+
+use crate::layer::{ConfigLayer, Configured, Intercept};
 
 /// Path prefix of the calls faults apply to; health and reflection stay truthful.
 const MATRIX_PATH: &str = "/axiom25.matrix.v1.MatrixService/";
@@ -60,8 +61,15 @@ impl FaultSettings {
 }
 
 /// Injects the configured faults into MatrixService calls.
+pub type FaultLayer = ConfigLayer<FaultPlan>;
+
+/// The service produced by [`FaultLayer`].
+pub type FaultInjector<S> = Configured<FaultPlan, S>;
+
+/// The faults to inject and the count of calls they applied to so far, shared by every service
+/// the layer wraps.
 #[derive(Debug, Clone)]
-pub struct FaultLayer {
+pub struct FaultPlan {
     settings: FaultSettings,
     calls: Arc<AtomicU64>,
 }
@@ -70,23 +78,8 @@ impl FaultLayer {
     /// A layer injecting `settings`.
     #[must_use]
     pub fn new(settings: FaultSettings) -> Self {
-        Self { settings, calls: Arc::new(AtomicU64::new(0)) }
+        Self::with_config(FaultPlan { settings, calls: Arc::new(AtomicU64::new(0)) })
     }
-}
-
-impl<S> Layer<S> for FaultLayer {
-    type Service = FaultInjector<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        FaultInjector { inner, settings: self.settings.clone(), calls: Arc::clone(&self.calls) }
-    }
-}
-
-/// The service produced by [`FaultLayer`].
-#[derive(Debug, Clone)]
-pub struct FaultInjector<S> {
-    inner: S,
-    settings: FaultSettings,
-    calls: Arc<AtomicU64>,
 }
 
 /// Whether call number `n` (from 0) fails: exactly ⌊(n+1)·ratio⌋ of the first n+1 calls do, spread
@@ -95,30 +88,25 @@ fn fails(n: u64, ratio: f64) -> bool {
     ((n + 1) as f64 * ratio).floor() > (n as f64 * ratio).floor()
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for FaultInjector<S>
+impl<S, ReqBody, ResBody> Intercept<S, ReqBody> for FaultPlan
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     ReqBody: Send + 'static,
     ResBody: Default + Send + 'static,
 {
-    type Response = S::Response;
-    type Error = S::Error;
     type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        if !self.settings.active() || !request.uri().path().starts_with(MATRIX_PATH) {
-            return Box::pin(self.inner.call(request));
+    fn intercept(&self, inner: &mut S, request: Request<ReqBody>) -> Self::Future {
+        let Self { settings, calls } = self;
+        if !settings.active() || !request.uri().path().starts_with(MATRIX_PATH) {
+            return Box::pin(inner.call(request));
         }
-        let fail = fails(self.calls.fetch_add(1, Ordering::Relaxed), self.settings.error_ratio);
-        let latency = Duration::from_millis(self.settings.latency_ms);
+        let fail = fails(calls.fetch_add(1, Ordering::Relaxed), settings.error_ratio);
+        let latency = Duration::from_millis(settings.latency_ms);
         // The readied service answers this call; a fresh clone takes its place (tower's idiom).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let clone = inner.clone();
+        let mut inner = std::mem::replace(inner, clone);
         Box::pin(async move {
             tokio::time::sleep(latency).await;
             if fail {
@@ -134,7 +122,7 @@ where
 mod tests {
     use super::*;
     use std::convert::Infallible;
-    use tower::ServiceExt;
+    use tower::{Layer as _, ServiceExt};
 
     #[test]
     fn the_share_of_failed_calls_is_the_configured_ratio() {

@@ -6,6 +6,7 @@ pub mod convert;
 pub mod edge;
 pub mod error;
 pub mod faults;
+pub mod layer;
 pub mod linalg;
 pub mod release;
 pub mod service;

@@ -2,26 +2,25 @@
 //! as the `x-axiom25-release` metadata and exported as `axiom25_release_info{color, version}`, so
 //! every api metric can be split by colour and version with a join on `instance`.
 
-use std::task::{Context, Poll};
-
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
-use serde::Deserialize;
-use tower::{Layer, Service};
+use tower::Service;
+
+use crate::layer::{ConfigLayer, Configured, Intercept};
 
 /// Name of the metadata (and of the gateway's REST header) naming the release that answered.
 pub const RELEASE_HEADER: &str = "x-axiom25-release";
 
-/// The blue/green track this process belongs to, and the version it was deployed as.
-#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct ReleaseSettings {
-    /// `blue`, `green`, or empty when the api runs outside blue/green.
-    #[schemars(extend("enum" = ["", "blue", "green"]))]
-    pub color: String,
-    /// The deployed version (the image tag); empty means this build's version.
-    #[schemars(regex(pattern = r"^[A-Za-z0-9._+-]{0,128}$"))]
-    pub version: String,
+axiom25_observability::settings_section! {
+    /// The blue/green track this process belongs to, and the version it was deployed as.
+    pub struct ReleaseSettings {
+        /// `blue`, `green`, or empty when the api runs outside blue/green.
+        #[schemars(extend("enum" = ["", "blue", "green"]))]
+        pub color: String,
+        /// The deployed version (the image tag); empty means this build's version.
+        #[schemars(regex(pattern = r"^[A-Za-z0-9._+-]{0,128}$"))]
+        pub version: String,
+    }
 }
 
 impl ReleaseSettings {
@@ -59,10 +58,10 @@ pub fn record_release_info(identity: &str) {
 
 /// Adds `x-axiom25-release: <color>/<version>` to every answer's headers (gRPC initial metadata,
 /// or the trailers-only answer of an error).
-#[derive(Debug, Clone)]
-pub struct ReleaseLayer {
-    value: HeaderValue,
-}
+pub type ReleaseLayer = ConfigLayer<HeaderValue>;
+
+/// The service produced by [`ReleaseLayer`].
+pub type ReleaseStamp<S> = Configured<HeaderValue, S>;
 
 impl ReleaseLayer {
     /// A layer stamping `identity`.
@@ -71,40 +70,20 @@ impl ReleaseLayer {
     /// When `identity` is not a valid header value, which [`ReleaseSettings::validate`] rules out.
     #[must_use]
     pub fn new(identity: &str) -> Self {
-        Self { value: HeaderValue::from_str(identity).expect("validated release identity") }
+        Self::with_config(HeaderValue::from_str(identity).expect("validated release identity"))
     }
 }
 
-impl<S> Layer<S> for ReleaseLayer {
-    type Service = ReleaseStamp<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ReleaseStamp { inner, value: self.value.clone() }
-    }
-}
-
-/// The service produced by [`ReleaseLayer`].
-#[derive(Debug, Clone)]
-pub struct ReleaseStamp<S> {
-    inner: S,
-    value: HeaderValue,
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ReleaseStamp<S>
+impl<S, ReqBody, ResBody> Intercept<S, ReqBody> for HeaderValue
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S::Future: Send + 'static,
 {
-    type Response = S::Response;
-    type Error = S::Error;
     type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let value = self.value.clone();
-        let answer = self.inner.call(request);
+    fn intercept(&self, inner: &mut S, request: Request<ReqBody>) -> Self::Future {
+        let value = self.clone();
+        let answer = inner.call(request);
         Box::pin(async move {
             let mut response = answer.await?;
             response.headers_mut().insert(RELEASE_HEADER, value);
@@ -117,7 +96,7 @@ where
 mod tests {
     use super::*;
     use std::convert::Infallible;
-    use tower::ServiceExt;
+    use tower::{Layer as _, ServiceExt};
 
     #[test]
     fn the_identity_names_colour_and_version_with_defaults() {

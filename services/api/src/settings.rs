@@ -5,74 +5,56 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use axiom25_observability::config::{self, ConfigError, Sources, Validate, check_distinct_ports};
+use axiom25_observability::config::{self, ConfigError, Sources, Validate};
 use axiom25_observability::shutdown::ShutdownSettings;
 use axiom25_observability::telemetry::TelemetrySettings;
-use schemars::JsonSchema;
-use serde::Deserialize;
 
 use crate::faults::FaultSettings;
 use crate::release::ReleaseSettings;
 
-/// Everything the api can be configured with.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct Settings {
-    /// Listeners.
-    pub server: ServerSettings,
-    /// Request size and concurrency limits.
-    pub limits: LimitSettings,
-    /// How computations use the CPU.
-    pub compute: ComputeSettings,
-    /// HTTP/2 connection management.
-    pub grpc: GrpcSettings,
-    /// Graceful shutdown.
-    pub shutdown: ShutdownSettings,
-    /// Logs and traces.
-    pub telemetry: TelemetrySettings,
-    /// Blue/green colour and deployed version (docs/contracts.md §8).
-    pub release: ReleaseSettings,
-    /// Fault injection for drills (docs/contracts.md §9).
-    pub faults: FaultSettings,
-}
-
-/// Listeners.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServerSettings {
-    /// Address both listeners bind.
-    pub host: IpAddr,
-    /// gRPC port; 0 picks a free one.
-    pub grpc_port: u16,
-    /// Admin HTTP port (`/livez`, `/readyz`, `/metrics`); 0 picks a free one.
-    pub admin_port: u16,
-}
-
-impl Default for ServerSettings {
-    fn default() -> Self {
-        Self { host: IpAddr::from([0, 0, 0, 0]), grpc_port: 50051, admin_port: 8081 }
+axiom25_observability::settings_section! {
+    /// Everything the api can be configured with.
+    pub struct Settings {
+        /// Listeners.
+        pub server: ServerSettings,
+        /// Request size and concurrency limits.
+        pub limits: LimitSettings,
+        /// How computations use the CPU.
+        pub compute: ComputeSettings,
+        /// HTTP/2 connection management.
+        pub grpc: GrpcSettings,
+        /// Graceful shutdown.
+        pub shutdown: ShutdownSettings,
+        /// Logs and traces.
+        pub telemetry: TelemetrySettings,
+        /// Blue/green colour and deployed version (docs/contracts.md §8).
+        pub release: ReleaseSettings,
+        /// Fault injection for drills (docs/contracts.md §9).
+        pub faults: FaultSettings,
     }
-}
 
-/// Request size and concurrency limits (docs/contracts.md §2 defaults).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitSettings {
-    /// Largest accepted row count of any matrix (RESOURCE_EXHAUSTED above).
-    pub max_rows: u32,
-    /// Largest accepted column count of any matrix (RESOURCE_EXHAUSTED above).
-    pub max_cols: u32,
-    /// Largest accepted gRPC request message, in bytes (RESOURCE_EXHAUSTED above). Answers may be
-    /// as large as the dimension limits need (a 1024×1024 LU is three 8 MiB matrices), so clients
-    /// should raise their receive limit to 32 MiB.
-    pub max_message_bytes: usize,
-    /// Requests admitted at once (computing or waiting for a CPU); more are shed with UNAVAILABLE.
-    pub max_in_flight: usize,
-}
+    /// Listeners.
+    pub struct ServerSettings {
+        /// Address both listeners bind.
+        pub host: IpAddr = IpAddr::from([0, 0, 0, 0]),
+        /// gRPC port; 0 picks a free one.
+        pub grpc_port: u16 = 50051,
+        /// Admin HTTP port (`/livez`, `/readyz`, `/metrics`); 0 picks a free one.
+        pub admin_port: u16 = 8081,
+    }
 
-impl Default for LimitSettings {
-    fn default() -> Self {
-        Self { max_rows: 1024, max_cols: 1024, max_message_bytes: 16 * 1024 * 1024, max_in_flight: 64 }
+    /// Request size and concurrency limits (docs/contracts.md §2 defaults).
+    pub struct LimitSettings {
+        /// Largest accepted row count of any matrix (RESOURCE_EXHAUSTED above).
+        pub max_rows: u32 = 1024,
+        /// Largest accepted column count of any matrix (RESOURCE_EXHAUSTED above).
+        pub max_cols: u32 = 1024,
+        /// Largest accepted gRPC request message, in bytes (RESOURCE_EXHAUSTED above). Answers may be
+        /// as large as the dimension limits need (a 1024×1024 LU is three 8 MiB matrices), so clients
+        /// should raise their receive limit to 32 MiB.
+        pub max_message_bytes: usize = 16 * 1024 * 1024,
+        /// Requests admitted at once (computing or waiting for a CPU); more are shed with UNAVAILABLE.
+        pub max_in_flight: usize = 64,
     }
 }
 
@@ -87,46 +69,27 @@ impl LimitSettings {
     }
 }
 
-/// How computations use the CPU.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct ComputeSettings {
-    /// Computations running at once, the other admitted requests waiting for one; 0 means one per
-    /// available core.
-    pub workers: usize,
-    /// Threads one computation may use (faer parallelism); 1 keeps each request on one core,
-    /// which maximises throughput under concurrent load. 0 means one per available core.
-    pub threads_per_request: usize,
-}
-
-impl Default for ComputeSettings {
-    fn default() -> Self {
-        Self { workers: 0, threads_per_request: 1 }
+axiom25_observability::settings_section! {
+    /// How computations use the CPU.
+    pub struct ComputeSettings {
+        /// Computations running at once, the other admitted requests waiting for one; 0 means one per
+        /// available core.
+        pub workers: usize = 0,
+        /// Threads one computation may use (faer parallelism); 1 keeps each request on one core,
+        /// which maximises throughput under concurrent load. 0 means one per available core.
+        pub threads_per_request: usize = 1,
     }
-}
 
-/// HTTP/2 connection management, so long-lived clients spread over new replicas.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct GrpcSettings {
-    /// Interval of HTTP/2 PING keepalives, in milliseconds; 0 disables them.
-    pub keepalive_interval_ms: u64,
-    /// How long a keepalive PING may go unanswered before the connection is closed, in milliseconds.
-    pub keepalive_timeout_ms: u64,
-    /// Connections are asked to go away (GOAWAY) after this age, in milliseconds; 0 disables it.
-    pub max_connection_age_ms: u64,
-    /// Time calls in flight get to finish after a connection's age is reached, in milliseconds.
-    pub max_connection_age_grace_ms: u64,
-}
-
-impl Default for GrpcSettings {
-    fn default() -> Self {
-        Self {
-            keepalive_interval_ms: 30_000,
-            keepalive_timeout_ms: 10_000,
-            max_connection_age_ms: 300_000,
-            max_connection_age_grace_ms: 30_000,
-        }
+    /// HTTP/2 connection management, so long-lived clients spread over new replicas.
+    pub struct GrpcSettings {
+        /// Interval of HTTP/2 PING keepalives, in milliseconds; 0 disables them.
+        pub keepalive_interval_ms: u64 = 30_000,
+        /// How long a keepalive PING may go unanswered before the connection is closed, in milliseconds.
+        pub keepalive_timeout_ms: u64 = 10_000,
+        /// Connections are asked to go away (GOAWAY) after this age, in milliseconds; 0 disables it.
+        pub max_connection_age_ms: u64 = 300_000,
+        /// Time calls in flight get to finish after a connection's age is reached, in milliseconds.
+        pub max_connection_age_grace_ms: u64 = 30_000,
     }
 }
 
@@ -146,22 +109,11 @@ impl Settings {
     }
 }
 
-impl axiom25_observability::service::ServiceSettings for Settings {
-    fn admin_endpoint(&self) -> (std::net::IpAddr, u16) {
-        (self.server.host, self.server.admin_port)
-    }
-
-    fn telemetry(&self) -> &TelemetrySettings {
-        &self.telemetry
-    }
-}
+axiom25_observability::service_settings!(Settings, ports: [grpc_port, admin_port]);
 
 impl Validate for Settings {
     fn validate(&self) -> Vec<String> {
-        let mut problems = check_distinct_ports(&[
-            ("server.grpc_port", self.server.grpc_port),
-            ("server.admin_port", self.server.admin_port),
-        ]);
+        let mut problems = self.port_problems();
         let limits = &self.limits;
         for (key, value) in [("limits.max_rows", limits.max_rows), ("limits.max_cols", limits.max_cols)] {
             if !(1..=65_536).contains(&value) {

@@ -4,11 +4,9 @@
 
 use std::net::IpAddr;
 
-use axiom25_observability::config::{self, ConfigError, Sources, Validate, check_distinct_ports};
+use axiom25_observability::config::{self, ConfigError, Sources, Validate};
 use axiom25_observability::shutdown::ShutdownSettings;
 use axiom25_observability::telemetry::TelemetrySettings;
-use schemars::JsonSchema;
-use serde::Deserialize;
 
 use crate::forward::ForwardSettings;
 use crate::limiter::MemorySettings;
@@ -17,50 +15,42 @@ use crate::receiver::Limits;
 use crate::spanmetrics::SpanMetricsSettings;
 use crate::store::{LogStoreSettings, SpanStoreSettings};
 
-/// Everything the collector can be configured with.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct Settings {
+axiom25_observability::settings_section! {
+    /// Everything the collector can be configured with.
+    pub struct Settings {
+        /// Listeners.
+        pub server: ServerSettings,
+        /// Request size limits of both receivers.
+        pub limits: Limits,
+        /// The memory limiter.
+        pub memory: MemorySettings,
+        /// The span store behind the trace query API.
+        pub span_store: SpanStoreSettings,
+        /// The log store behind the log query API.
+        pub log_store: LogStoreSettings,
+        /// Span metrics (`traces_span_metrics_*`).
+        pub span_metrics: SpanMetricsSettings,
+        /// OTLP metrics received from clients, re-exposed on `/metrics`.
+        pub metric_store: MetricStoreSettings,
+        /// Upstream OTLP/gRPC forwarding.
+        pub forward: ForwardSettings,
+        /// Graceful shutdown.
+        pub shutdown: ShutdownSettings,
+        /// The collector's own logs and traces; leave `telemetry.otlp_endpoint` unset, or the collector
+        /// would trace its own handling of its own spans.
+        pub telemetry: TelemetrySettings,
+    }
+
     /// Listeners.
-    pub server: ServerSettings,
-    /// Request size limits of both receivers.
-    pub limits: Limits,
-    /// The memory limiter.
-    pub memory: MemorySettings,
-    /// The span store behind the trace query API.
-    pub span_store: SpanStoreSettings,
-    /// The log store behind the log query API.
-    pub log_store: LogStoreSettings,
-    /// Span metrics (`traces_span_metrics_*`).
-    pub span_metrics: SpanMetricsSettings,
-    /// OTLP metrics received from clients, re-exposed on `/metrics`.
-    pub metric_store: MetricStoreSettings,
-    /// Upstream OTLP/gRPC forwarding.
-    pub forward: ForwardSettings,
-    /// Graceful shutdown.
-    pub shutdown: ShutdownSettings,
-    /// The collector's own logs and traces; leave `telemetry.otlp_endpoint` unset, or the collector
-    /// would trace its own handling of its own spans.
-    pub telemetry: TelemetrySettings,
-}
-
-/// Listeners.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServerSettings {
-    /// Address every listener binds.
-    pub host: IpAddr,
-    /// OTLP/gRPC port; 0 picks a free one.
-    pub grpc_port: u16,
-    /// OTLP/HTTP port; 0 picks a free one.
-    pub http_port: u16,
-    /// Admin and query HTTP port; 0 picks a free one.
-    pub admin_port: u16,
-}
-
-impl Default for ServerSettings {
-    fn default() -> Self {
-        Self { host: IpAddr::from([0, 0, 0, 0]), grpc_port: 4317, http_port: 4318, admin_port: 8888 }
+    pub struct ServerSettings {
+        /// Address every listener binds.
+        pub host: IpAddr = IpAddr::from([0, 0, 0, 0]),
+        /// OTLP/gRPC port; 0 picks a free one.
+        pub grpc_port: u16 = 4317,
+        /// OTLP/HTTP port; 0 picks a free one.
+        pub http_port: u16 = 4318,
+        /// Admin and query HTTP port; 0 picks a free one.
+        pub admin_port: u16 = 8888,
     }
 }
 
@@ -96,23 +86,11 @@ impl Settings {
     }
 }
 
-impl axiom25_observability::service::ServiceSettings for Settings {
-    fn admin_endpoint(&self) -> (std::net::IpAddr, u16) {
-        (self.server.host, self.server.admin_port)
-    }
-
-    fn telemetry(&self) -> &TelemetrySettings {
-        &self.telemetry
-    }
-}
+axiom25_observability::service_settings!(Settings, ports: [grpc_port, http_port, admin_port]);
 
 impl Validate for Settings {
     fn validate(&self) -> Vec<String> {
-        let mut problems = check_distinct_ports(&[
-            ("server.grpc_port", self.server.grpc_port),
-            ("server.http_port", self.server.http_port),
-            ("server.admin_port", self.server.admin_port),
-        ]);
+        let mut problems = self.port_problems();
         problems.extend(self.limits.validate("limits"));
         problems.extend(self.memory.validate("memory"));
         problems.extend(self.span_store.validate("span_store"));

@@ -453,10 +453,13 @@ mod tests {
         (addr, stop)
     }
 
-    fn determinant_of_two() -> axiom25_proto::matrix::v1::DeterminantRequest {
-        axiom25_proto::matrix::v1::DeterminantRequest {
+    /// det([[2]]) through `backend`.
+    async fn determinant_of_two(backend: &Backend) -> Result<f64, BackendError> {
+        let request = axiom25_proto::matrix::v1::DeterminantRequest {
             a: Some(axiom25_proto::matrix::v1::Matrix { rows: 1, cols: 1, data: vec![2.0] }),
-        }
+        };
+        let answer = backend.call(request, |mut client, request| async move { client.determinant(request).await });
+        Ok(answer.await?.value)
     }
 
     #[tokio::test]
@@ -466,9 +469,7 @@ mod tests {
         let backend = backend(UNRESOLVABLE);
         backend.install(&[first, second]);
         for _ in 0..40 {
-            let answer = backend
-                .call(determinant_of_two(), |mut client, request| async move { client.determinant(request).await });
-            assert_eq!(answer.await.unwrap().value, 2.0);
+            assert_eq!(determinant_of_two(&backend).await.expect("the api answers"), 2.0);
         }
         let health = backend.health(Duration::from_secs(2)).await;
         assert_eq!(health.len(), 2);
@@ -488,9 +489,7 @@ mod tests {
         let backend = backend(UNRESOLVABLE);
         backend.install(&[alive, dead]);
         for _ in 0..20 {
-            let answer = backend
-                .call(determinant_of_two(), |mut client, request| async move { client.determinant(request).await });
-            assert_eq!(answer.await.unwrap().value, 2.0);
+            assert_eq!(determinant_of_two(&backend).await.expect("the api answers"), 2.0);
         }
         let health = backend.health(Duration::from_secs(2)).await;
         let dead = health.iter().find(|address| address.addr == dead).unwrap();
@@ -513,10 +512,7 @@ mod tests {
         };
         let backend = Backend::new(&settings, test_metrics());
         backend.install(&addresses);
-        let answer = backend
-            .call(determinant_of_two(), |mut client, request| async move { client.determinant(request).await })
-            .await;
-        assert!(answer.is_err());
+        assert!(determinant_of_two(&backend).await.is_err());
         let calls: u64 = backend.health(Duration::from_millis(100)).await.iter().map(|address| address.calls).sum();
         assert_eq!(calls, 1, "with an empty budget no call is retried");
     }

@@ -6,96 +6,67 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axiom25_observability::config::{self, ConfigError, Sources, Validate, check_distinct_ports};
+use axiom25_observability::config::{self, ConfigError, Sources, Validate};
 use axiom25_observability::shutdown::ShutdownSettings;
 use axiom25_observability::telemetry::TelemetrySettings;
-use schemars::JsonSchema;
-use serde::Deserialize;
 
-/// Everything the gateway can be configured with.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct Settings {
-    /// Listeners.
-    pub server: ServerSettings,
-    /// The gRPC client of the api.
-    pub api: ApiSettings,
-    /// Request body and matrix size limits of the REST API.
-    pub limits: LimitSettings,
-    /// API keys of the REST API.
-    pub auth: AuthSettings,
-    /// Request rate limit per API key (or per client address without keys).
-    pub rate_limit: RateLimitSettings,
-    /// Cross-origin requests to the REST API.
-    pub cors: CorsSettings,
-    /// Where the operations view reads health, span metrics and traces.
-    pub ops: OpsSettings,
-    /// Graceful shutdown.
-    pub shutdown: ShutdownSettings,
-    /// Logs and traces.
-    pub telemetry: TelemetrySettings,
-}
-
-/// Listeners.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServerSettings {
-    /// Address both listeners bind.
-    pub host: IpAddr,
-    /// Public HTTP port (web UI and REST API); 0 picks a free one.
-    pub http_port: u16,
-    /// Admin HTTP port (`/livez`, `/readyz`, `/metrics`); 0 picks a free one.
-    pub admin_port: u16,
-}
-
-impl Default for ServerSettings {
-    fn default() -> Self {
-        Self { host: IpAddr::from([0, 0, 0, 0]), http_port: 8080, admin_port: 8082 }
+axiom25_observability::settings_section! {
+    /// Everything the gateway can be configured with.
+    pub struct Settings {
+        /// Listeners.
+        pub server: ServerSettings,
+        /// The gRPC client of the api.
+        pub api: ApiSettings,
+        /// Request body and matrix size limits of the REST API.
+        pub limits: LimitSettings,
+        /// API keys of the REST API.
+        pub auth: AuthSettings,
+        /// Request rate limit per API key (or per client address without keys).
+        pub rate_limit: RateLimitSettings,
+        /// Cross-origin requests to the REST API.
+        pub cors: CorsSettings,
+        /// Where the operations view reads health, span metrics and traces.
+        pub ops: OpsSettings,
+        /// Graceful shutdown.
+        pub shutdown: ShutdownSettings,
+        /// Logs and traces.
+        pub telemetry: TelemetrySettings,
     }
-}
 
-/// The gRPC client of the api.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct ApiSettings {
-    /// `http://host:port` of the api. A host name is resolved again every `resolve_interval_ms`
-    /// and calls are spread over every address it resolves to (a headless Service in Kubernetes).
-    pub endpoint: String,
-    /// Time a REST request may spend on the api, retries included; sent as the gRPC timeout.
-    pub deadline_ms: u64,
-    /// Time to establish a connection to one api address.
-    pub connect_timeout_ms: u64,
-    /// Interval between resolutions of the endpoint's host name.
-    pub resolve_interval_ms: u64,
-    /// Attempts per request (1 disables retries). Only UNAVAILABLE is retried.
-    pub max_attempts: u32,
-    /// Backoff before the first retry; it doubles per retry, with jitter.
-    pub retry_backoff_ms: u64,
-    /// Longest backoff between two attempts.
-    pub retry_max_backoff_ms: u64,
-    /// Retries allowed as a percentage of recent requests (the retry budget), so that retries
-    /// cannot multiply the load of an api that is already failing.
-    pub retry_budget_percent: u32,
-    /// Retries per second always allowed by the budget, whatever the request rate.
-    pub retry_budget_min_per_second: u32,
-    /// Largest answer accepted from the api, in bytes.
-    pub max_response_bytes: usize,
-}
+    /// Listeners.
+    pub struct ServerSettings {
+        /// Address both listeners bind.
+        pub host: IpAddr = IpAddr::from([0, 0, 0, 0]),
+        /// Public HTTP port (web UI and REST API); 0 picks a free one.
+        pub http_port: u16 = 8080,
+        /// Admin HTTP port (`/livez`, `/readyz`, `/metrics`); 0 picks a free one.
+        pub admin_port: u16 = 8082,
+    }
 
-impl Default for ApiSettings {
-    fn default() -> Self {
-        Self {
-            endpoint: "http://127.0.0.1:50051".into(),
-            deadline_ms: 10_000,
-            connect_timeout_ms: 1_000,
-            resolve_interval_ms: 5_000,
-            max_attempts: 3,
-            retry_backoff_ms: 25,
-            retry_max_backoff_ms: 250,
-            retry_budget_percent: 20,
-            retry_budget_min_per_second: 10,
-            max_response_bytes: 64 * 1024 * 1024,
-        }
+    /// The gRPC client of the api.
+    pub struct ApiSettings {
+        /// `http://host:port` of the api. A host name is resolved again every `resolve_interval_ms`
+        /// and calls are spread over every address it resolves to (a headless Service in Kubernetes).
+        pub endpoint: String = "http://127.0.0.1:50051".into(),
+        /// Time a REST request may spend on the api, retries included; sent as the gRPC timeout.
+        pub deadline_ms: u64 = 10_000,
+        /// Time to establish a connection to one api address.
+        pub connect_timeout_ms: u64 = 1_000,
+        /// Interval between resolutions of the endpoint's host name.
+        pub resolve_interval_ms: u64 = 5_000,
+        /// Attempts per request (1 disables retries). Only UNAVAILABLE is retried.
+        pub max_attempts: u32 = 3,
+        /// Backoff before the first retry; it doubles per retry, with jitter.
+        pub retry_backoff_ms: u64 = 25,
+        /// Longest backoff between two attempts.
+        pub retry_max_backoff_ms: u64 = 250,
+        /// Retries allowed as a percentage of recent requests (the retry budget), so that retries
+        /// cannot multiply the load of an api that is already failing.
+        pub retry_budget_percent: u32 = 20,
+        /// Retries per second always allowed by the budget, whatever the request rate.
+        pub retry_budget_min_per_second: u32 = 10,
+        /// Largest answer accepted from the api, in bytes.
+        pub max_response_bytes: usize = 64 * 1024 * 1024,
     }
 }
 
@@ -107,96 +78,53 @@ impl ApiSettings {
     }
 }
 
-/// Request body and matrix size limits of the REST API.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitSettings {
-    /// Largest accepted request body, in bytes (413 above).
-    pub max_body_bytes: usize,
-    /// Largest accepted row count of any matrix (413 above); keep it at the api's.
-    pub max_rows: usize,
-    /// Largest accepted column count of any matrix (413 above); keep it at the api's.
-    pub max_cols: usize,
-}
-
-impl Default for LimitSettings {
-    fn default() -> Self {
-        Self { max_body_bytes: 16 * 1024 * 1024, max_rows: 1024, max_cols: 1024 }
+axiom25_observability::settings_section! {
+    /// Request body and matrix size limits of the REST API.
+    pub struct LimitSettings {
+        /// Largest accepted request body, in bytes (413 above).
+        pub max_body_bytes: usize = 16 * 1024 * 1024,
+        /// Largest accepted row count of any matrix (413 above); keep it at the api's.
+        pub max_rows: usize = 1024,
+        /// Largest accepted column count of any matrix (413 above); keep it at the api's.
+        pub max_cols: usize = 1024,
     }
-}
 
-/// API keys of the REST API.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthSettings {
-    /// File of accepted key hashes, one `sha256:<64 hex>` per line (`#` starts a comment); unset
-    /// turns keys off (then no request needs a key). The file is read again when it changes (a rotated Kubernetes Secret).
-    pub api_keys_file: Option<PathBuf>,
-    /// Interval between checks of the key file for changes.
-    pub reload_interval_ms: u64,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        Self { api_keys_file: None, reload_interval_ms: 10_000 }
+    /// API keys of the REST API.
+    pub struct AuthSettings {
+        /// File of accepted key hashes, one `sha256:<64 hex>` per line (`#` starts a comment); unset
+        /// turns keys off (then no request needs a key). The file is read again when it changes (a rotated Kubernetes Secret).
+        pub api_keys_file: Option<PathBuf> = None,
+        /// Interval between checks of the key file for changes.
+        pub reload_interval_ms: u64 = 10_000,
     }
-}
 
-/// Request rate limit of the REST API, per API key, or per client address without keys.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct RateLimitSettings {
-    /// Sustained requests per second per client; 0 turns the limit off.
-    pub requests_per_second: u32,
-    /// Requests a client may send at once above the sustained rate.
-    pub burst: u32,
-}
-
-impl Default for RateLimitSettings {
-    fn default() -> Self {
-        Self { requests_per_second: 100, burst: 200 }
+    /// Request rate limit of the REST API, per API key, or per client address without keys.
+    pub struct RateLimitSettings {
+        /// Sustained requests per second per client; 0 turns the limit off.
+        pub requests_per_second: u32 = 100,
+        /// Requests a client may send at once above the sustained rate.
+        pub burst: u32 = 200,
     }
-}
 
-/// Cross-origin requests to the REST API: closed unless origins are listed.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct CorsSettings {
-    /// Origins (`https://app.example.com`) allowed to call the REST API from a browser.
-    pub allowed_origins: Vec<String>,
-    /// Seconds a browser may cache a preflight answer.
-    pub max_age_seconds: u64,
-}
-
-impl Default for CorsSettings {
-    fn default() -> Self {
-        Self { allowed_origins: Vec::new(), max_age_seconds: 600 }
+    /// Cross-origin requests to the REST API: closed unless origins are listed.
+    pub struct CorsSettings {
+        /// Origins (`https://app.example.com`) allowed to call the REST API from a browser.
+        pub allowed_origins: Vec<String> = Vec::new(),
+        /// Seconds a browser may cache a preflight answer.
+        pub max_age_seconds: u64 = 600,
     }
-}
 
-/// Where the operations view reads health, span metrics and traces.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct OpsSettings {
-    /// `http://host:port` of the telemetry-collector's admin and query port; empty leaves the
-    /// metrics and traces of `/ops` out.
-    pub collector_endpoint: String,
-    /// Time one request to the collector may take.
-    pub collector_timeout_ms: u64,
-    /// Interval between two reads of the collector's span metrics and of both upstreams' health.
-    pub poll_interval_ms: u64,
-    /// Window over which `/ops` computes rates, error ratios and latency quantiles.
-    pub window_seconds: u64,
-}
-
-impl Default for OpsSettings {
-    fn default() -> Self {
-        Self {
-            collector_endpoint: "http://127.0.0.1:8888".into(),
-            collector_timeout_ms: 2_000,
-            poll_interval_ms: 5_000,
-            window_seconds: 60,
-        }
+    /// Where the operations view reads health, span metrics and traces.
+    pub struct OpsSettings {
+        /// `http://host:port` of the telemetry-collector's admin and query port; empty leaves the
+        /// metrics and traces of `/ops` out.
+        pub collector_endpoint: String = "http://127.0.0.1:8888".into(),
+        /// Time one request to the collector may take.
+        pub collector_timeout_ms: u64 = 2_000,
+        /// Interval between two reads of the collector's span metrics and of both upstreams' health.
+        pub poll_interval_ms: u64 = 5_000,
+        /// Window over which `/ops` computes rates, error ratios and latency quantiles.
+        pub window_seconds: u64 = 60,
     }
 }
 
@@ -210,15 +138,7 @@ impl Settings {
     }
 }
 
-impl axiom25_observability::service::ServiceSettings for Settings {
-    fn admin_endpoint(&self) -> (IpAddr, u16) {
-        (self.server.host, self.server.admin_port)
-    }
-
-    fn telemetry(&self) -> &TelemetrySettings {
-        &self.telemetry
-    }
-}
+axiom25_observability::service_settings!(Settings, ports: [http_port, admin_port]);
 
 /// `http://host:port` with nothing after the port, as both endpoints are written.
 fn check_endpoint(key: &str, value: &str, problems: &mut Vec<String>) {
@@ -234,10 +154,7 @@ fn check_endpoint(key: &str, value: &str, problems: &mut Vec<String>) {
 
 impl Validate for Settings {
     fn validate(&self) -> Vec<String> {
-        let mut problems = check_distinct_ports(&[
-            ("server.http_port", self.server.http_port),
-            ("server.admin_port", self.server.admin_port),
-        ]);
+        let mut problems = self.port_problems();
         let api = &self.api;
         check_endpoint("api.endpoint", &api.endpoint, &mut problems);
         for (key, value) in [

@@ -86,6 +86,17 @@ fn failed(rpc: &'static str) -> impl Fn(tonic::Status) -> ProbeError {
     move |status| ProbeError::Smoke { rpc, problem: format!("{:?}: {}", status.code(), status.message()) }
 }
 
+/// What `rpc` answered, once it succeeded and its release header says `expected` answered it.
+fn answered<T>(
+    rpc: &'static str,
+    expected: &str,
+    answer: Result<tonic::Response<T>, tonic::Status>,
+) -> Result<T, ProbeError> {
+    let answer = answer.map_err(failed(rpc))?;
+    released_by(rpc, &answer, expected)?;
+    Ok(answer.into_inner())
+}
+
 fn released_by<T>(rpc: &'static str, answer: &tonic::Response<T>, expected: &str) -> Result<(), ProbeError> {
     let got = answer.metadata().get(RELEASE_HEADER).and_then(|value| value.to_str().ok()).unwrap_or("(none)");
     if got == expected {
@@ -116,47 +127,29 @@ impl Prober for GrpcProber {
         let mut client = MatrixServiceClient::new(channel);
         let a = matrix(2, 2, &[4.0, 3.0, 6.0, 3.0]);
 
-        let answer = client
-            .multiply(MultiplyRequest { a: a.clone(), b: matrix(2, 1, &[1.0, 2.0]) })
-            .await
-            .map_err(failed("Multiply"))?;
-        released_by("Multiply", &answer, expected)?;
-        let result = answer.into_inner().result.unwrap_or_default();
+        let multiply = MultiplyRequest { a: a.clone(), b: matrix(2, 1, &[1.0, 2.0]) };
+        let result = answered("Multiply", expected, client.multiply(multiply).await)?.result.unwrap_or_default();
         check("Multiply", close(&result.data, &[10.0, 12.0]), &result)?;
 
-        let answer = client
-            .solve(SolveRequest { a: a.clone(), b: matrix(2, 1, &[10.0, 12.0]) })
-            .await
-            .map_err(failed("Solve"))?;
-        released_by("Solve", &answer, expected)?;
-        let result = answer.into_inner().result.unwrap_or_default();
+        let solve = SolveRequest { a: a.clone(), b: matrix(2, 1, &[10.0, 12.0]) };
+        let result = answered("Solve", expected, client.solve(solve).await)?.result.unwrap_or_default();
         check("Solve", close(&result.data, &[1.0, 2.0]), &result)?;
 
-        let answer = client.invert(InvertRequest { a: a.clone() }).await.map_err(failed("Invert"))?;
-        released_by("Invert", &answer, expected)?;
-        let result = answer.into_inner().result.unwrap_or_default();
+        let invert = InvertRequest { a: a.clone() };
+        let result = answered("Invert", expected, client.invert(invert).await)?.result.unwrap_or_default();
         check("Invert", close(&result.data, &[-0.5, 0.5, 1.0, -2.0 / 3.0]), &result)?;
 
-        let answer = client.determinant(DeterminantRequest { a: a.clone() }).await.map_err(failed("Determinant"))?;
-        released_by("Determinant", &answer, expected)?;
-        let value = answer.into_inner().value;
+        let determinant = DeterminantRequest { a: a.clone() };
+        let value = answered("Determinant", expected, client.determinant(determinant).await)?.value;
         check("Determinant", (value + 6.0).abs() < 1e-9, value)?;
 
-        let answer = client
-            .decompose(DecomposeRequest {
-                a: matrix(2, 2, &[4.0, 2.0, 2.0, 3.0]),
-                kind: Decomposition::Cholesky.into(),
-            })
-            .await
-            .map_err(failed("Decompose"))?;
-        released_by("Decompose", &answer, expected)?;
-        let factors = answer.into_inner().factors;
+        let cholesky =
+            DecomposeRequest { a: matrix(2, 2, &[4.0, 2.0, 2.0, 3.0]), kind: Decomposition::Cholesky.into() };
+        let factors = answered("Decompose", expected, client.decompose(cholesky).await)?.factors;
         let l = factors.get("l").cloned().unwrap_or_default();
         check("Decompose", close(&l.data, &[2.0, 0.0, 1.0, 2f64.sqrt()]), &l)?;
 
-        let answer = client.analyze(AnalyzeRequest { a }).await.map_err(failed("Analyze"))?;
-        released_by("Analyze", &answer, expected)?;
-        let analysis = answer.into_inner();
+        let analysis = answered("Analyze", expected, client.analyze(AnalyzeRequest { a }).await)?;
         check("Analyze", analysis.rank == 2 && analysis.trace == Some(7.0) && !analysis.symmetric, analysis)?;
         Ok(())
     }

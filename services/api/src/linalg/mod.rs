@@ -146,13 +146,7 @@ mod tests {
         assert_eq!(invert(&a, &c).unwrap_err(), LinalgError::Cancelled);
         assert_eq!(determinant(&a, &c).unwrap_err(), LinalgError::Cancelled);
         assert_eq!(analyze(&a, &c).unwrap_err(), LinalgError::Cancelled);
-        for kind in [
-            DecompositionKind::Lu,
-            DecompositionKind::Qr,
-            DecompositionKind::Cholesky,
-            DecompositionKind::Svd,
-            DecompositionKind::Eigen,
-        ] {
+        for kind in EVERY_DECOMPOSITION {
             assert_eq!(decompose(&a, kind, &c).unwrap_err(), LinalgError::Cancelled, "{kind:?}");
         }
         assert!(!LinalgError::Cancelled.to_string().is_empty());
@@ -183,13 +177,7 @@ mod tests {
             let _ = invert(a, &token);
             let _ = determinant(a, &token);
             let _ = analyze(a, &token);
-            for kind in [
-                DecompositionKind::Lu,
-                DecompositionKind::Qr,
-                DecompositionKind::Cholesky,
-                DecompositionKind::Svd,
-                DecompositionKind::Eigen,
-            ] {
+            for kind in EVERY_DECOMPOSITION {
                 let _ = decompose(a, kind, &token);
             }
         }

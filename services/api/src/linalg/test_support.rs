@@ -174,18 +174,18 @@ pub(super) fn check_eigen(a: &Dense, rtol: f64) {
     assert_close(&rebuilt, a, rtol);
 }
 
+/// Every decomposition the api offers.
+pub(super) const EVERY_DECOMPOSITION: [DecompositionKind; 5] = [
+    DecompositionKind::Lu,
+    DecompositionKind::Qr,
+    DecompositionKind::Cholesky,
+    DecompositionKind::Svd,
+    DecompositionKind::Eigen,
+];
+
 /// Deterministic matrix with entries in [-1, 1).
 pub(super) fn pseudo_random(rows: usize, cols: usize, seed: u64) -> Dense {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let data = (0..rows * cols)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-        })
-        .collect();
-    Dense::new(rows, cols, data)
+    Dense::new(rows, cols, axiom25_testkit::Xorshift::new(seed).take(rows * cols, |x| 2.0 * x - 1.0))
 }
 
 pub(super) fn matrix(rows: usize, cols: usize) -> impl Strategy<Value = Dense> {

@@ -1,12 +1,12 @@
 //! Spawning the api for tests: in-process on port 0, or as the real binary for signal tests.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 
 use axiom25_api::{Application, Settings};
 use axiom25_proto::matrix::v1::Matrix;
 use axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient;
-use axiom25_testkit::{Binary, HttpClient, InProcess, RunningBinary};
+use axiom25_testkit::{Binary, HttpClient, InProcess, RunningBinary, Xorshift};
 use tonic::transport::{Channel, Endpoint};
 
 /// An api running inside the test process; stopped when dropped.
@@ -27,10 +27,7 @@ impl TestApp {
 
 /// Settings for a test: loopback, free ports, short grace.
 pub fn test_settings() -> Settings {
-    let mut settings = Settings::default();
-    settings.server.host = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    settings.server.grpc_port = 0;
-    settings.server.admin_port = 0;
+    let mut settings = Settings::default().on_free_loopback_ports();
     settings.shutdown.grace_period_ms = 5_000;
     settings
 }
@@ -79,16 +76,9 @@ pub fn matrix(rows: u32, cols: u32, data: &[f64]) -> Option<Matrix> {
 /// A deterministic well-conditioned n×n matrix (diagonally dominant).
 pub fn dominant(n: u32) -> Option<Matrix> {
     let n_us = n as usize;
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut data = Vec::with_capacity(n_us * n_us);
+    let mut data = Xorshift::new(1).take(n_us * n_us, |x| x - 0.5);
     for i in 0..n_us {
-        for j in 0..n_us {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let noise = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
-            data.push(if i == j { n as f64 + noise } else { noise });
-        }
+        data[i * n_us + i] += f64::from(n);
     }
     Some(Matrix { rows: n, cols: n, data })
 }

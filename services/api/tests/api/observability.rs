@@ -122,18 +122,24 @@ fn multiply_request(traceparent: Option<&str>) -> Request<MultiplyRequest> {
     request
 }
 
+/// The api binary exporting its traces to `endpoint` every 100 ms, with one more `setting`, and a
+/// client of it.
+async fn api_exporting_to(
+    endpoint: &str,
+    setting: (&str, &str),
+) -> (ApiProcess, axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient<tonic::transport::Channel>) {
+    let export = [("AXIOM25__TELEMETRY__OTLP_ENDPOINT", endpoint), ("AXIOM25__TELEMETRY__EXPORT_INTERVAL_MS", "100")];
+    let api = ApiProcess::start(&[export[0], export[1], setting]).await;
+    let client =
+        axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient::new(connect(api.grpc_addr).await);
+    (api, client)
+}
+
 #[tokio::test]
 async fn a_server_span_joining_the_callers_trace_is_exported_over_otlp() {
     let (endpoint, receiver) = Receiver::start().await;
-    let api = ApiProcess::start(&[
-        ("AXIOM25__TELEMETRY__OTLP_ENDPOINT", &endpoint),
-        ("AXIOM25__TELEMETRY__EXPORT_INTERVAL_MS", "100"),
-        ("AXIOM25__TELEMETRY__ENVIRONMENT", "test"),
-    ])
-    .await;
+    let (api, mut client) = api_exporting_to(&endpoint, ("AXIOM25__TELEMETRY__ENVIRONMENT", "test")).await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let mut client =
-        axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient::new(connect(api.grpc_addr).await);
     client.multiply(multiply_request(Some(&format!("00-{trace_id}-00f067aa0ba902b7-01")))).await.expect("ok");
 
     let (span, service_name, environment) = receiver.wait_for_trace(trace_id).await;
@@ -148,14 +154,7 @@ async fn a_server_span_joining_the_callers_trace_is_exported_over_otlp() {
 #[tokio::test]
 async fn sampling_is_parent_based_a_sampled_caller_is_followed_at_ratio_zero() {
     let (endpoint, receiver) = Receiver::start().await;
-    let api = ApiProcess::start(&[
-        ("AXIOM25__TELEMETRY__OTLP_ENDPOINT", &endpoint),
-        ("AXIOM25__TELEMETRY__EXPORT_INTERVAL_MS", "100"),
-        ("AXIOM25__TELEMETRY__SAMPLING_RATIO", "0"),
-    ])
-    .await;
-    let mut client =
-        axiom25_proto::matrix::v1::matrix_service_client::MatrixServiceClient::new(connect(api.grpc_addr).await);
+    let (api, mut client) = api_exporting_to(&endpoint, ("AXIOM25__TELEMETRY__SAMPLING_RATIO", "0")).await;
     // A new trace (ratio 0: not sampled), a caller that did not sample, then one that did.
     client.multiply(multiply_request(None)).await.expect("ok");
     let unsampled = "0af7651916cd43dd8448eb211c80319c";

@@ -1,6 +1,6 @@
 //! Spawning the collector for tests on free loopback ports, and talking to it.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,11 +66,7 @@ impl TestCollector {
 
 /// Settings for a test: loopback, free ports, short grace.
 pub fn test_settings() -> Settings {
-    let mut settings = Settings::default();
-    settings.server.host = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    settings.server.grpc_port = 0;
-    settings.server.http_port = 0;
-    settings.server.admin_port = 0;
+    let mut settings = Settings::default().on_free_loopback_ports();
     settings.shutdown.grace_period_ms = 5_000;
     // The test process holds many collectors and clients: pressure is tested on purpose only.
     settings.memory.limit_mib = 0;

@@ -1,6 +1,6 @@
 //! Spawning an api and a gateway in the test process, on port 0, and calling the gateway.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 pub use axiom25_testkit::Answer;
 use axiom25_testkit::{HttpClient, InProcess};
@@ -13,10 +13,7 @@ pub type Running = InProcess<()>;
 
 /// An api on a free port.
 pub async fn spawn_api() -> (SocketAddr, Running) {
-    let mut settings = axiom25_api::Settings::default();
-    settings.server.host = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    settings.server.grpc_port = 0;
-    settings.server.admin_port = 0;
+    let settings = axiom25_api::Settings::default().on_free_loopback_ports();
     let app = axiom25_api::Application::build(settings).await.expect("api builds");
     let addr = app.grpc_addr();
     (addr, axiom25_testkit::spawn((), |stop| app.run_until_stopped(stop)))
@@ -24,10 +21,7 @@ pub async fn spawn_api() -> (SocketAddr, Running) {
 
 /// Gateway settings for a test: loopback, free ports, the api at `api`, the collector off.
 pub fn gateway_settings(api: SocketAddr) -> Settings {
-    let mut settings = Settings::default();
-    settings.server.host = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    settings.server.http_port = 0;
-    settings.server.admin_port = 0;
+    let mut settings = Settings::default().on_free_loopback_ports();
     settings.api.endpoint = format!("http://{api}");
     settings.ops.collector_endpoint = String::new();
     settings.shutdown.drain_delay_ms = 0;
@@ -66,30 +60,26 @@ pub async fn spawn_gateway(settings: Settings) -> TestGateway {
 
 /// An api and a gateway in front of it.
 pub async fn spawn_pair() -> (TestGateway, Running) {
+    spawn_pair_with(|_| {}).await
+}
+
+/// An api and a gateway in front of it, the gateway's test settings changed by `tweak`.
+pub async fn spawn_pair_with(tweak: impl FnOnce(&mut Settings)) -> (TestGateway, Running) {
     let (api, running) = spawn_api().await;
-    (spawn_gateway(gateway_settings(api)).await, running)
+    let mut settings = gateway_settings(api);
+    tweak(&mut settings);
+    (spawn_gateway(settings).await, running)
 }
 
 impl TestGateway {
     /// Sends `method path` with `headers` and `body` to the public port.
     pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Answer {
-        self.send_to(self.http_addr, method, path, headers, body).await
+        self.client.send(method, self.http_addr, path, headers, body).await.expect("the gateway answers")
     }
 
     /// Sends to the admin port.
     pub async fn admin(&self, path: &str) -> Answer {
-        self.send_to(self.admin_addr, Method::GET, path, &[], Bytes::new()).await
-    }
-
-    async fn send_to(
-        &self,
-        addr: SocketAddr,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: impl Into<Bytes>,
-    ) -> Answer {
-        self.client.send(method, addr, path, headers, body).await.expect("gateway answers")
+        self.client.get(self.admin_addr, path).await.expect("the gateway's admin port answers")
     }
 
     /// `GET path`.

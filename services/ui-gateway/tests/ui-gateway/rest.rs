@@ -2,10 +2,11 @@
 
 use std::time::{Duration, Instant};
 
+use axiom25_testkit::HttpClient;
 use http::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Answer, gateway_settings, spawn_api, spawn_gateway, spawn_pair};
+use crate::helpers::{Answer, gateway_settings, spawn_api, spawn_gateway, spawn_pair, spawn_pair_with};
 
 fn assert_problem(answer: &Answer, status: u16) -> Value {
     assert_eq!(answer.status, status, "{}", String::from_utf8_lossy(&answer.body));
@@ -163,11 +164,11 @@ async fn routes_methods_and_media_types_are_checked() {
 
 #[tokio::test]
 async fn bodies_and_matrices_over_the_limits_are_413() {
-    let (api, _api) = spawn_api().await;
-    let mut settings = gateway_settings(api);
-    settings.limits.max_body_bytes = 2048;
-    settings.limits.max_rows = 4;
-    let gateway = spawn_gateway(settings).await;
+    let (gateway, _api) = spawn_pair_with(|settings| {
+        settings.limits.max_body_bytes = 2048;
+        settings.limits.max_rows = 4;
+    })
+    .await;
     let big: Vec<Vec<f64>> = vec![vec![1.0; 300]; 2];
     let body = assert_problem(&gateway.post_json("analyze", json!({"a": big})).await, 413);
     assert!(body["detail"].as_str().unwrap().contains("2048 bytes"), "{body}");
@@ -299,11 +300,11 @@ mod keys {
 
 #[tokio::test]
 async fn a_client_over_its_rate_gets_429_with_retry_after() {
-    let (api, _api) = spawn_api().await;
-    let mut settings = gateway_settings(api);
-    settings.rate_limit.requests_per_second = 1;
-    settings.rate_limit.burst = 3;
-    let gateway = spawn_gateway(settings).await;
+    let (gateway, _api) = spawn_pair_with(|settings| {
+        settings.rate_limit.requests_per_second = 1;
+        settings.rate_limit.burst = 3;
+    })
+    .await;
     let mut statuses = Vec::new();
     let mut limited = None;
     for _ in 0..5 {
@@ -339,41 +340,31 @@ mod cors {
             .await
     }
 
+    /// A browser's POST of det([[2]]) from a page of `origin`.
+    async fn determinant_from(gateway: &crate::helpers::TestGateway, origin: &str) -> Answer {
+        let headers = [("content-type", "application/json"), ("origin", origin)];
+        gateway.send(Method::POST, "/api/v1/matrix/determinant", &headers, r#"{"a": [[2]]}"#).await
+    }
+
     #[tokio::test]
     async fn cross_origin_calls_are_closed_by_default() {
         let (gateway, _api) = spawn_pair().await;
         let answer = preflight(&gateway, "https://elsewhere.example").await;
         assert!(answer.header("access-control-allow-origin").is_none());
-        let post = gateway
-            .send(
-                Method::POST,
-                "/api/v1/matrix/determinant",
-                &[("content-type", "application/json"), ("origin", "https://elsewhere.example")],
-                r#"{"a": [[2]]}"#,
-            )
-            .await;
+        let post = determinant_from(&gateway, "https://elsewhere.example").await;
         assert!(post.header("access-control-allow-origin").is_none());
     }
 
     #[tokio::test]
     async fn a_configured_origin_may_call_and_others_may_not() {
-        let (api, _api) = spawn_api().await;
-        let mut settings = gateway_settings(api);
-        settings.cors.allowed_origins = vec!["https://app.example".into()];
-        let gateway = spawn_gateway(settings).await;
+        let (gateway, _api) =
+            spawn_pair_with(|settings| settings.cors.allowed_origins = vec!["https://app.example".into()]).await;
         let allowed = preflight(&gateway, "https://app.example").await;
         assert!(allowed.status.is_success(), "{}", allowed.status);
         assert_eq!(allowed.header("access-control-allow-origin"), Some("https://app.example"));
         let other = preflight(&gateway, "https://evil.example").await;
         assert!(other.header("access-control-allow-origin").is_none());
-        let post = gateway
-            .send(
-                Method::POST,
-                "/api/v1/matrix/determinant",
-                &[("content-type", "application/json"), ("origin", "https://app.example")],
-                r#"{"a": [[2]]}"#,
-            )
-            .await;
+        let post = determinant_from(&gateway, "https://app.example").await;
         assert_eq!(post.status, 200);
         assert_eq!(post.header("access-control-allow-origin"), Some("https://app.example"));
         assert!(post.header("access-control-expose-headers").is_some_and(|exposed| exposed.contains("x-trace-id")));
@@ -428,10 +419,7 @@ async fn a_stopped_api_is_503_at_once_the_gateway_stays_ready_and_recovers() {
 
 #[tokio::test]
 async fn a_deadline_shorter_than_the_computation_is_504() {
-    let (api, _api) = spawn_api().await;
-    let mut settings = gateway_settings(api);
-    settings.api.deadline_ms = 1;
-    let gateway = spawn_gateway(settings).await;
+    let (gateway, _api) = spawn_pair_with(|settings| settings.api.deadline_ms = 1).await;
     let n = 300;
     let a: Vec<Vec<f64>> = (0..n).map(|i| (0..n).map(|j| ((i * 31 + j * 17) % 101) as f64).collect()).collect();
     let answer = gateway.post_json("decompose", json!({"a": a, "kind": "svd"})).await;
@@ -471,14 +459,10 @@ async fn on_stop_the_gateway_turns_unready_first_then_closes_and_exits_cleanly()
         let _ = stopped.await;
         "test"
     }));
-    // The probe blocks: run it off the test's single-threaded runtime, which serves the gateway.
-    let probe = |addr| async move {
-        tokio::task::spawn_blocking(move || {
-            axiom25_observability::admin::http_get(addr, "/readyz", Duration::from_secs(1))
-        })
-        .await
-        .expect("probe")
-        .map(|(status, _)| status)
+    let client = HttpClient::new().with_timeout(Duration::from_secs(1));
+    let probe = |addr| {
+        let client = client.clone();
+        async move { client.get(addr, "/readyz").await.map(|answer| answer.status.as_u16()) }
     };
     for _ in 0..50 {
         if probe(admin).await.ok() == Some(200) {
@@ -627,24 +611,10 @@ mod error_details {
 #[tokio::test]
 async fn every_api_answer_names_the_release_that_served_it() {
     let (gateway, _api) = spawn_pair().await;
-    let ok = gateway
-        .send(
-            Method::POST,
-            "/api/v1/matrix/determinant",
-            &[("content-type", "application/json")],
-            r#"{"a": [[1, 2], [3, 4]]}"#,
-        )
-        .await;
+    let ok = gateway.post_json("determinant", json!({"a": [[1, 2], [3, 4]]})).await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.header("x-axiom25-release"), Some(concat!("none/", env!("CARGO_PKG_VERSION"))));
-    let singular = gateway
-        .send(
-            Method::POST,
-            "/api/v1/matrix/invert",
-            &[("content-type", "application/json")],
-            r#"{"a": [[1, 2], [2, 4]]}"#,
-        )
-        .await;
+    let singular = gateway.post_json("invert", json!({"a": [[1, 2], [2, 4]]})).await;
     assert_eq!(singular.status, 422);
     assert!(singular.header("x-axiom25-release").is_some(), "errors from the api name the release too");
     let not_json = gateway.send(Method::POST, "/api/v1/matrix/invert", &[("content-type", "text/plain")], "x").await;
