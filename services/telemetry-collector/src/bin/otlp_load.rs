@@ -26,6 +26,10 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 use tonic::transport::Endpoint;
 
+// The collector's allocator, so that `--decode-only` measures decoding as the collector does it.
+#[global_allocator]
+static HEAP: axiom25_telemetry_collector::limiter::Heap = axiom25_telemetry_collector::limiter::heap();
+
 struct Options {
     endpoint: String,
     rate: u64,

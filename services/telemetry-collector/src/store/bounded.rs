@@ -24,17 +24,23 @@ pub trait Index: Debug + Default {
     const STORE: &'static str;
     /// The counter of items evicted from the store.
     const EVICTED_ITEMS_METRIC: &'static str;
+    /// The counter of items skipped as duplicates of stored ones, if the store skips any.
+    const DUPLICATE_ITEMS_METRIC: Option<&'static str> = None;
 
     /// The items of `request` the store keeps, one batch per resource with any.
     fn batches(request: &Self::Request) -> Vec<ResourceBatch<Self::Item>>;
-    /// Adds converted items.
-    fn insert(&mut self, batch: Vec<ResourceBatch<Self::Item>>);
+    /// Adds converted items; returns how many it skipped as duplicates of stored ones.
+    fn insert(&mut self, batch: Vec<ResourceBatch<Self::Item>>) -> usize;
     /// Evicts, oldest first, until `settings` hold.
     fn evict(&mut self, settings: &Self::Settings, evicted: &mut Vec<Self::Evicted>);
     /// Items and estimated bytes held.
     fn occupancy(&self) -> (usize, usize);
     /// Items and whole traces evicted since the store was created.
     fn evictions(&self) -> (u64, u64);
+    /// Items skipped as duplicates since the store was created.
+    fn duplicates(&self) -> u64 {
+        0
+    }
 }
 
 /// A store: its index behind one lock, the bounds it is kept within and the metric handles it
@@ -50,29 +56,33 @@ impl<I: Index> Store<I> {
     /// An empty store bounded by `settings`.
     #[must_use]
     pub fn new(settings: I::Settings) -> Self {
-        Self { settings, index: Mutex::default(), metrics: StoreMetrics::new(I::STORE, I::EVICTED_ITEMS_METRIC) }
+        Self {
+            settings,
+            index: Mutex::default(),
+            metrics: StoreMetrics::new(I::STORE, I::EVICTED_ITEMS_METRIC, I::DUPLICATE_ITEMS_METRIC),
+        }
     }
 
-    /// Stores the items of `request` and returns how many; evicts the oldest if that takes the
-    /// store over a bound.
+    /// Stores the items of `request` and returns how many (duplicates of stored items skipped, not
+    /// counted); evicts the oldest if that takes the store over a bound.
     pub fn insert(&self, request: &I::Request) -> usize {
         let batch = I::batches(request);
-        let stored = batch.iter().map(|group| group.items.len()).sum();
+        let stored: usize = batch.iter().map(|group| group.items.len()).sum();
         if stored == 0 {
             return 0;
         }
         let mut evicted = Vec::new();
-        let (occupancy, before, after) = {
+        let (occupancy, before, after, duplicates) = {
             let mut index = self.lock();
             let before = index.evictions();
-            index.insert(batch);
+            let duplicates = index.insert(batch);
             index.evict(&self.settings, &mut evicted);
-            (index.occupancy(), before, index.evictions())
+            (index.occupancy(), before, index.evictions(), duplicates)
         };
         // Freed outside the lock: an evicted trace may hold thousands of allocations.
         drop(evicted);
-        self.metrics.record(occupancy, after.0 - before.0, after.1 - before.1);
-        stored
+        self.metrics.record(occupancy, after.0 - before.0, after.1 - before.1, duplicates as u64);
+        stored - duplicates
     }
 
     /// Occupancy and eviction totals.
@@ -80,7 +90,7 @@ impl<I: Index> Store<I> {
     pub fn stats(&self) -> StoreStats {
         let index = self.lock();
         let ((items, bytes), (evicted_items, evicted_traces)) = (index.occupancy(), index.evictions());
-        StoreStats { items, bytes, evicted_items, evicted_traces }
+        StoreStats { items, bytes, evicted_items, evicted_traces, duplicate_items: index.duplicates() }
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, I> {

@@ -120,7 +120,7 @@ impl Index for LogIndex {
         request.resource_logs.iter().filter_map(batch_of).collect()
     }
 
-    fn insert(&mut self, batch: Vec<ResourceBatch<StoredLog>>) {
+    fn insert(&mut self, batch: Vec<ResourceBatch<StoredLog>>) -> usize {
         for group in batch {
             let service = interned(&self.services, &group.service);
             *self.services.entry(Arc::clone(&service)).or_default() += group.items.len();
@@ -136,6 +136,7 @@ impl Index for LogIndex {
                 self.records.push_back(record);
             }
         }
+        0
     }
 
     /// Evicts the oldest records until both bounds hold.
@@ -268,7 +269,10 @@ mod tests {
         for (n, body) in [(1, "a"), (2, "b"), (3, "c")] {
             store.insert(&request("api", vec![record(Some(n), u64::from(n), body)]));
         }
-        assert_eq!(store.stats(), StoreStats { items: 2, bytes: 2 * one, evicted_items: 1, evicted_traces: 0 });
+        assert_eq!(
+            store.stats(),
+            StoreStats { items: 2, bytes: 2 * one, evicted_items: 1, evicted_traces: 0, duplicate_items: 0 }
+        );
         assert!(store.logs(&all_of(1)).logs.is_empty());
         assert_eq!(bodies(&store.logs(&LogQuery::default())), vec!["b", "c"]);
     }

@@ -4,7 +4,8 @@
 //! by an estimate of the bytes held. Metrics (labels `store="spans"|"logs"`):
 //! `axiom25_collector_store_items`, `axiom25_collector_store_bytes` (gauges),
 //! `axiom25_collector_store_evicted_spans_total`, `axiom25_collector_store_evicted_traces_total`
-//! (both `store="spans"`) and `axiom25_collector_store_evicted_logs_total` (`store="logs"`).
+//! (both `store="spans"`) and `axiom25_collector_store_evicted_logs_total` (`store="logs"`), and
+//! `axiom25_collector_store_duplicate_spans_total` (`store="spans"`): spans not stored again.
 
 mod bounded;
 mod logs;
@@ -115,6 +116,8 @@ pub struct StoreStats {
     pub evicted_items: u64,
     /// Whole traces evicted (always 0 for the log store).
     pub evicted_traces: u64,
+    /// Spans skipped as copies of stored ones (always 0 for the log store).
+    pub duplicate_items: u64,
 }
 
 /// Metric handles of one store, registered once so inserts do not look them up.
@@ -124,10 +127,11 @@ struct StoreMetrics {
     bytes: Gauge,
     evicted_items: Counter,
     evicted_traces: Counter,
+    duplicate_items: Option<Counter>,
 }
 
 impl StoreMetrics {
-    fn new(store: &'static str, evicted_items_name: &'static str) -> Self {
+    fn new(store: &'static str, evicted_items_name: &'static str, duplicate_items_name: Option<&'static str>) -> Self {
         metrics::describe_gauge!("axiom25_collector_store_items", "Spans or log records held by the query store.");
         metrics::describe_gauge!(
             "axiom25_collector_store_bytes",
@@ -143,15 +147,20 @@ impl StoreMetrics {
             "axiom25_collector_store_evicted_logs_total",
             "Log records evicted from the log store."
         );
+        metrics::describe_counter!(
+            "axiom25_collector_store_duplicate_spans_total",
+            "Spans not stored again because the span store already held them (a retried export)."
+        );
         Self {
             items: metrics::gauge!("axiom25_collector_store_items", "store" => store),
             bytes: metrics::gauge!("axiom25_collector_store_bytes", "store" => store),
             evicted_items: metrics::counter!(evicted_items_name, "store" => store),
             evicted_traces: metrics::counter!("axiom25_collector_store_evicted_traces_total", "store" => store),
+            duplicate_items: duplicate_items_name.map(|name| metrics::counter!(name, "store" => store)),
         }
     }
 
-    fn record(&self, occupancy: (usize, usize), evicted_items: u64, evicted_traces: u64) {
+    fn record(&self, occupancy: (usize, usize), evicted_items: u64, evicted_traces: u64, duplicate_items: u64) {
         self.items.set(occupancy.0 as f64);
         self.bytes.set(occupancy.1 as f64);
         if evicted_items > 0 {
@@ -159,6 +168,9 @@ impl StoreMetrics {
         }
         if evicted_traces > 0 {
             self.evicted_traces.increment(evicted_traces);
+        }
+        if let Some(counter) = self.duplicate_items.as_ref().filter(|_| duplicate_items > 0) {
+            counter.increment(duplicate_items);
         }
     }
 }

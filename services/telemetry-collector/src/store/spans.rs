@@ -1,7 +1,8 @@
 //! The span store: recent traces kept whole, evicted oldest first, summarised for the query API.
 
-use std::collections::hash_map::Entry;
+use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::Hasher;
 use std::sync::Arc;
 
 use axiom25_telemetry_query::{ServiceList, ServiceSummary, SpanView, TraceDetail, TraceList, TraceSummary};
@@ -9,6 +10,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
+use prost::Message;
 
 use crate::otlp::byte_text::hex;
 
@@ -21,9 +23,17 @@ use super::{
 const STATUS_ERROR: i32 = StatusCode::Error as i32;
 // A trace's entry, its slots in the id map, the arrival queue and a service's trace set.
 const TRACE_OVERHEAD: usize = size_of::<TraceEntry>() + 4 * size_of::<TraceId>() + 64;
+// A span's slot in its trace's set of (span id, content hash), with the hash table's slack.
+const SEEN_OVERHEAD: usize = 2 * size_of::<(SpanId, u64)>();
 
 /// Recent traces, bounded by span count and estimated bytes; only spans with well-formed ids are
 /// stored.
+///
+/// A span whose trace id, span id and content (its service and OTLP encoding, hashed) are those of a stored
+/// span is skipped and counted (`axiom25_collector_store_duplicate_spans_total`): a client that
+/// retries an export whose answer was lost sends the same spans again. A span with the ids of a
+/// stored one but other content is kept beside it: span ids are meant to be unique, so the store
+/// cannot tell which copy is right and keeps both rather than lose what a client reported.
 pub type SpanStore = Store<SpanIndex>;
 
 /// Filters of a trace search.
@@ -49,6 +59,8 @@ impl Default for TraceQuery {
 #[derive(Debug)]
 pub struct StoredSpan {
     span_id: SpanId,
+    /// Hash of the span's service and OTLP encoding: what tells a retried copy from another span.
+    content: u64,
     parent_span_id: Option<SpanId>,
     kind: i32,
     status_code: i32,
@@ -66,8 +78,12 @@ impl StoredSpan {
         let trace_id = trace_id_from(&span.trace_id)?;
         let span_id = span_id_from(&span.span_id)?;
         let status = span.status.as_ref();
+        let mut content = DefaultHasher::new();
+        content.write(service.as_bytes());
+        content.write(&span.encode_to_vec());
         let stored = Self {
             span_id,
+            content: content.finish(),
             parent_span_id: span_id_from(&span.parent_span_id),
             kind: span.kind,
             status_code: status.map_or(0, |status| status.code),
@@ -79,6 +95,7 @@ impl StoredSpan {
             attributes: attributes(&span.attributes),
         };
         let bytes = size_of::<Self>()
+            + SEEN_OVERHEAD
             + heap_len(stored.name.len())
             + heap_len(stored.status_message.len())
             + attributes_heap_bytes(&stored.attributes);
@@ -112,6 +129,8 @@ fn batch_of(resource_spans: &ResourceSpans) -> Option<ResourceBatch<(TraceId, St
 #[derive(Debug)]
 pub struct TraceEntry {
     spans: Vec<StoredSpan>,
+    /// (span id, content hash) of every stored span: finds retried copies.
+    seen: HashSet<(SpanId, u64)>,
     /// Services of the trace with their span counts.
     services: Vec<(Arc<str>, usize)>,
     bytes: usize,
@@ -123,11 +142,23 @@ pub struct TraceEntry {
 
 impl TraceEntry {
     fn new() -> Self {
-        Self { spans: Vec::new(), services: Vec::new(), bytes: 0, root: 0, start: u64::MAX, end: 0, error: false }
+        Self {
+            spans: Vec::new(),
+            seen: HashSet::new(),
+            services: Vec::new(),
+            bytes: 0,
+            root: 0,
+            start: u64::MAX,
+            end: 0,
+            error: false,
+        }
     }
 
-    /// Adds a span; true when it is the trace's first span of its service.
-    fn add(&mut self, span: StoredSpan, bytes: usize) -> bool {
+    /// Adds a span unless the trace holds a copy; (added, first span of its service in the trace).
+    fn add(&mut self, span: StoredSpan, bytes: usize) -> (bool, bool) {
+        if !self.seen.insert((span.span_id, span.content)) {
+            return (false, false);
+        }
         self.start = self.start.min(span.start);
         self.end = self.end.max(span.end);
         self.error |= span.status_code == STATUS_ERROR;
@@ -151,7 +182,7 @@ impl TraceEntry {
             }
         };
         self.spans.push(span);
-        first_of_service
+        (true, first_of_service)
     }
 
     fn duration(&self) -> u64 {
@@ -191,6 +222,7 @@ pub struct SpanIndex {
     bytes: usize,
     evicted_spans: u64,
     evicted_traces: u64,
+    duplicate_spans: u64,
 }
 
 impl Index for SpanIndex {
@@ -200,12 +232,14 @@ impl Index for SpanIndex {
     type Evicted = TraceEntry;
     const STORE: &'static str = "spans";
     const EVICTED_ITEMS_METRIC: &'static str = "axiom25_collector_store_evicted_spans_total";
+    const DUPLICATE_ITEMS_METRIC: Option<&'static str> = Some("axiom25_collector_store_duplicate_spans_total");
 
     fn batches(request: &ExportTraceServiceRequest) -> Vec<ResourceBatch<Self::Item>> {
         request.resource_spans.iter().filter_map(batch_of).collect()
     }
 
-    fn insert(&mut self, batch: Vec<ResourceBatch<Self::Item>>) {
+    fn insert(&mut self, batch: Vec<ResourceBatch<Self::Item>>) -> usize {
+        let mut duplicates = 0;
         for group in batch {
             let service = interned(&self.services, &group.service);
             let service_entry = self.services.entry(Arc::clone(&service)).or_default();
@@ -221,7 +255,12 @@ impl Index for SpanIndex {
                         entry.insert(TraceEntry::new())
                     }
                 };
-                if trace.add(span, bytes) {
+                let (added, first_of_service) = trace.add(span, bytes);
+                if !added {
+                    duplicates += 1;
+                    continue;
+                }
+                if first_of_service {
                     service_entry.traces.insert(trace_id);
                 }
                 service_entry.spans += 1;
@@ -229,6 +268,8 @@ impl Index for SpanIndex {
                 self.bytes += bytes;
             }
         }
+        self.duplicate_spans += duplicates as u64;
+        duplicates
     }
 
     /// Evicts whole traces, oldest first, until both bounds hold.
@@ -259,6 +300,10 @@ impl Index for SpanIndex {
 
     fn evictions(&self) -> (u64, u64) {
         (self.evicted_spans, self.evicted_traces)
+    }
+
+    fn duplicates(&self) -> u64 {
+        self.duplicate_spans
     }
 }
 
@@ -568,6 +613,60 @@ mod tests {
         assert_eq!(view.parent_span_id, "");
         assert_eq!(store.traces(&TraceQuery::default()).traces[0].duration_ns, 0);
         assert_eq!(store.insert(&ExportTraceServiceRequest::default()), 0);
+    }
+
+    #[test]
+    fn a_retried_export_leaves_one_copy_and_counts_the_duplicates() {
+        let store = store(100, usize::MAX);
+        let retried = request("api", vec![span(1, 1, None, "GET /", 0, 4), span(1, 2, Some(1), "db", 1, 3)]);
+        assert_eq!(store.insert(&retried), 2);
+        let first = store.stats();
+        assert_eq!(store.insert(&retried), 0);
+        assert_eq!(store.insert(&retried), 0);
+        let stats = store.stats();
+        assert_eq!((stats.items, stats.bytes, stats.duplicate_items), (2, first.bytes, 4));
+        assert_eq!(store.trace(&trace_id_from(&trace_id(1)).unwrap()).unwrap().spans.len(), 2);
+        assert_eq!(store.traces(&TraceQuery::default()).traces[0].span_count, 2);
+        assert_eq!(store.services().services[0].span_count, 2);
+        // A retry that brings a new span along stores only the new one.
+        let grown = request(
+            "api",
+            vec![span(1, 1, None, "GET /", 0, 4), span(1, 2, Some(1), "db", 1, 3), span(1, 3, Some(1), "c", 2, 3)],
+        );
+        assert_eq!(store.insert(&grown), 1);
+        assert_eq!((store.stats().items, store.stats().duplicate_items), (3, 6));
+    }
+
+    #[test]
+    fn a_span_with_the_ids_of_a_stored_one_but_other_content_is_kept_beside_it() {
+        let store = store(100, usize::MAX);
+        store.insert(&request("api", vec![span(1, 1, None, "GET /", 0, 4)]));
+        // Same ids, other end time; then same ids and content under another service.
+        assert_eq!(store.insert(&request("api", vec![span(1, 1, None, "GET /", 0, 9)])), 1);
+        assert_eq!(store.insert(&request("web", vec![span(1, 1, None, "GET /", 0, 4)])), 1);
+        let detail = store.trace(&trace_id_from(&trace_id(1)).unwrap()).unwrap();
+        let mut ends: Vec<u64> = detail.spans.iter().map(|span| span.end_time_unix_nano).collect();
+        ends.sort_unstable();
+        assert_eq!(ends, vec![4_000_000, 4_000_000, 9_000_000]);
+        assert_eq!((store.stats().items, store.stats().duplicate_items), (3, 0));
+    }
+
+    #[test]
+    fn duplicates_do_not_take_the_store_past_its_bounds_and_evicted_spans_can_be_stored_again() {
+        let store = store(2, usize::MAX);
+        let one = request("api", vec![span(1, 1, None, "a", 0, 1), span(1, 2, Some(1), "b", 0, 1)]);
+        store.insert(&one);
+        for _ in 0..5 {
+            assert_eq!(store.insert(&one), 0);
+        }
+        let stats = store.stats();
+        assert_eq!((stats.items, stats.evicted_items, stats.duplicate_items), (2, 0, 10));
+        // Trace 2 evicts trace 1; trace 1 sent again is then new to the store.
+        store.insert(&request("api", vec![span(2, 1, None, "a", 0, 1)]));
+        assert_eq!(store.insert(&one), 2);
+        let stats = store.stats();
+        assert_eq!((stats.items, stats.evicted_traces, stats.duplicate_items), (2, 2, 10));
+        assert!(store.trace(&trace_id_from(&trace_id(1)).unwrap()).is_some());
     }
 
     #[test]

@@ -85,6 +85,7 @@ pub async fn spawn_collector_with(tweak: impl FnOnce(&mut Settings)) -> TestColl
 
 /// Starts a collector with exactly these settings.
 pub async fn start(settings: Settings) -> TestCollector {
+    axiom25_telemetry_collector::limiter::count_heap_with(|| crate::HEAP.allocated());
     let app = Application::build(settings).await.expect("collector builds");
     let addresses = app.addresses().expect("addresses");
     let spans = app.span_store();
