@@ -3,8 +3,10 @@
 //! - the endpoint's host name resolved again and again, and calls spread over every address it
 //!   resolves to (power of two choices on calls in flight);
 //! - a deadline per REST request, sent as the gRPC timeout of each attempt;
-//! - retries only for UNAVAILABLE, with jittered exponential backoff, on another address when there
-//!   is one, and only while a retry budget (a share of recent requests) allows;
+//! - retries only for UNAVAILABLE, and for calls lost when the api asked the connection to go away
+//!   (an HTTP/2 GOAWAY from a colour losing traffic, docs/contracts.md §8), with jittered exponential
+//!   backoff, on another address when there is one, and only while a retry budget (a share of recent
+//!   requests) allows;
 //! - an address whose connection fails is ejected for a while (passive health checking), so an api
 //!   outage is answered at once instead of after a connect timeout per request.
 
@@ -26,6 +28,27 @@ use tower::Layer as _;
 use tower::retry::budget::{Budget as _, TpsBudget};
 
 use crate::settings::ApiSettings;
+
+/// Whether a call failed because its HTTP/2 connection went away before the api took it: the
+/// server's GOAWAY (sent by a colour losing traffic, or at its maximum connection age) left the
+/// stream unprocessed, or the connection closed while the call waited for it. The api's calls are
+/// pure computations, so sending one again is safe; tonic's own timeout (CANCELLED without a
+/// transport error) is not one of these.
+fn connection_went_away(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            return h2.is_go_away() || h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        if let Some(hyper) = error.downcast_ref::<hyper::Error>()
+            && hyper.is_canceled()
+        {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
 
 /// The client type handed to each call.
 pub type MatrixClient = MatrixServiceClient<GrpcTelemetry<Channel>>;
@@ -326,6 +349,7 @@ impl Backend {
                     return Ok(response.into_inner());
                 }
                 Err(_elapsed) => return Err(BackendError::Deadline(deadline_after)),
+                Ok(Err(status)) if connection_went_away(&status) => status,
                 // tonic reports its own client-side timeout as CANCELLED.
                 Ok(Err(status)) if matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled) => {
                     return Err(BackendError::Deadline(deadline_after));
@@ -335,12 +359,14 @@ impl Backend {
                     status
                 }
             };
-            if status.code() != Code::Unavailable {
+            let went_away = connection_went_away(&status);
+            if status.code() != Code::Unavailable && !went_away {
                 return Err(BackendError::Status(status));
             }
             // A status with a source came from the transport (refused, reset, timed out
-            // connecting), not from the api: leave that address out for a while.
-            let transport_failure = std::error::Error::source(&status).is_some();
+            // connecting), not from the api: leave that address out for a while. A connection the
+            // api asked to go away is not a failed address: the next call reconnects.
+            let transport_failure = !went_away && std::error::Error::source(&status).is_some();
             if transport_failure {
                 address.eject(Instant::now());
                 self.reresolve_soon().await;

@@ -3,5 +3,6 @@
 mod helpers;
 mod metrics;
 mod ops;
+mod reconnect;
 mod rest;
 mod ui;
