@@ -22,30 +22,36 @@ pub enum GunzipError {
     Corrupt(std::io::Error),
 }
 
+/// Bytes decompressed per read: the only buffer besides the output.
+const CHUNK: usize = 64 * 1024;
+
 /// Decompresses a gzip body (several concatenated members are allowed, as in the gzip format) into at
-/// most `max_decompressed` bytes. Never allocates more than `max_decompressed + 1` bytes of output.
+/// most `max_decompressed` bytes. Never allocates more than `max_decompressed + 1` bytes of output,
+/// plus one read buffer of [`CHUNK`] bytes. Linear in the output: each decompressed byte is written
+/// once into the chunk and copied once into the output (zero-filling the output's spare capacity
+/// before every read, as this did before, was quadratic: 14 s of CPU for a 21 MiB body in a debug
+/// build, seconds in release).
 pub fn gunzip(body: &[u8], max_decompressed: usize) -> Result<Vec<u8>, GunzipError> {
     let bound = max_decompressed.saturating_add(1);
     let mut decoder = MultiGzDecoder::new(body);
     let mut output = Vec::with_capacity(body.len().saturating_mul(4).max(INITIAL_CAPACITY).min(bound));
+    let mut chunk = vec![0; CHUNK];
     loop {
-        let filled = output.len();
-        if filled >= bound {
+        let read = match decoder.read(&mut chunk) {
+            Ok(0) => return Ok(output),
+            Ok(read) => read,
+            Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+            Err(error) => return Err(GunzipError::Corrupt(error)),
+        };
+        let filled = output.len() + read;
+        if filled > max_decompressed {
             return Err(GunzipError::TooLarge { limit: max_decompressed });
         }
-        if filled == output.capacity() {
-            output.reserve_exact(filled.saturating_mul(2).min(bound) - filled);
+        if filled > output.capacity() {
+            let grown = output.capacity().saturating_mul(2).max(filled).min(bound);
+            output.reserve_exact(grown - output.len());
         }
-        output.resize(output.capacity().min(bound), 0);
-        match decoder.read(&mut output[filled..]) {
-            Ok(0) => {
-                output.truncate(filled);
-                return Ok(output);
-            }
-            Ok(read) => output.truncate(filled + read),
-            Err(error) if error.kind() == ErrorKind::Interrupted => output.truncate(filled),
-            Err(error) => return Err(GunzipError::Corrupt(error)),
-        }
+        output.extend_from_slice(&chunk[..read]);
     }
 }
 
