@@ -351,10 +351,9 @@ def published_ports() -> dict[str, tuple[str, int]]:
     return out
 
 
-def for_the_test_stack(live: Stack, command: str) -> str:
+def for_the_test_stack(live: Stack, ports: dict[str, tuple[str, int]], command: str) -> str:
     """The runbook's command (written for `make up`: fixed ports, project axiom25) aimed at this
-    test's stack: its ephemeral ports and its compose project."""
-    ports = published_ports()
+    test's stack: its ephemeral ports (`ports`: from `published_ports()`) and its compose project."""
 
     def address(match: re.Match) -> str:
         assert match[0] in ports, f"the runbook names {match[0]}, which the local stack does not publish"
@@ -383,11 +382,16 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
-def reads_through_rules(expr: str) -> set[str]:
-    """The metric names an expression reads, through the recording rules it uses."""
+def recorded_reads() -> dict[str, set[str]]:
+    """Each recording rule's name -> the metric names its expressions read."""
     records: dict[str, set[str]] = {}
     for rule in recording_rules():
         records.setdefault(rule["record"], set()).update(metric_names(rule["expr"]))
+    return records
+
+
+def reads_through_rules(expr: str, records: dict[str, set[str]]) -> set[str]:
+    """The metric names an expression reads, through the recording rules (`recorded_reads()`) it uses."""
     seen, pending = set(), set(metric_names(expr))
     while pending:
         name = pending.pop()
@@ -407,10 +411,12 @@ def test_every_runbook_command_runs_against_the_stack_and_names_only_real_metric
     `kubectl` commands need a cluster, which this machine has none of: they are listed, not run."""
     live, prometheus, _, _ = stack
     known = set(get_json(f"{prometheus.base}/api/v1/label/__name__/values")["data"])
-    known |= {rule["record"] for rule in recording_rules()}
     # A counter appears on its first event, and the exporter's metrics only with forwarding on (the
     # local stack forwards nowhere): a name not exposed yet must then be one its alert's rule reads.
-    alert_reads = {rule["alert"]: reads_through_rules(rule["expr"]) for rule in alerts()}
+    records = recorded_reads()
+    alert_reads = {rule["alert"]: reads_through_rules(rule["expr"], records) for rule in alerts()}
+    ports = published_ports()
+    known |= records.keys()
     not_yet = set()
     problems, ran, not_run = [], 0, []
     for alerts_of, command in RUNBOOK_COMMANDS:
@@ -419,7 +425,7 @@ def test_every_runbook_command_runs_against_the_stack_and_names_only_real_metric
         if command.startswith("kubectl "):
             not_run.append(command)
             continue
-        result = subprocess.run(["bash", "-c", for_the_test_stack(live, command)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(["bash", "-c", for_the_test_stack(live, ports, command)], cwd=ROOT, capture_output=True, text=True, timeout=60)
         ran += 1
         if result.returncode != 0:
             problems.append(f"{alert}: `{command}` exited {result.returncode}: {result.stderr.strip()[-300:]}")
